@@ -1,0 +1,115 @@
+/**
+ * coffer's one error type. Every failure a user can cause carries a stable `code`
+ * (`ERR_<AREA>_<WHAT>`); each code belongs to a coarse class (containerd's errdefs), and the
+ * class alone decides the exit code, HTTP status or gRPC status (see `exitCodeFor`).
+ * Callers branch on `err.code`, never on `err.message`.
+ */
+
+export type ErrorClass =
+  | 'invalid_argument'
+  | 'not_found'
+  | 'already_exists'
+  | 'failed_precondition'
+  | 'unauthenticated'
+  | 'permission_denied'
+  | 'unavailable'
+  | 'data_loss'
+  | 'resource_exhausted'
+  | 'unimplemented'
+  | 'canceled'
+  | 'internal'
+
+/** code → class. Adding a code here is the only way to create one. */
+export const CODES = {
+  // generic
+  ERR_INVALID_ARGUMENT: 'invalid_argument',
+  ERR_USAGE: 'invalid_argument',
+  ERR_NOT_FOUND: 'not_found',
+  ERR_CANCELED: 'canceled',
+  ERR_INTERNAL: 'internal',
+  ERR_TOO_LARGE: 'resource_exhausted',
+  ERR_CONFIG_INVALID: 'invalid_argument',
+  ERR_PLUGIN_DUPLICATE: 'already_exists',
+  ERR_PLUGIN_NOT_FOUND: 'not_found',
+  // lib/oci: references, formats
+  ERR_OCI_REFERENCE_INVALID: 'invalid_argument',
+  ERR_OCI_TRANSPORT_UNKNOWN: 'invalid_argument',
+  ERR_OCI_DIGEST_INVALID: 'invalid_argument',
+  ERR_OCI_DIGEST_MISMATCH: 'data_loss',
+  ERR_OCI_SIZE_MISMATCH: 'data_loss',
+  ERR_OCI_MANIFEST_TOO_LARGE: 'resource_exhausted',
+  ERR_OCI_MANIFEST_INVALID: 'invalid_argument',
+  ERR_OCI_MEDIA_TYPE_UNKNOWN: 'unimplemented',
+  ERR_OCI_SCHEMA1_UNSUPPORTED: 'unimplemented',
+  ERR_OCI_PLATFORM_INVALID: 'invalid_argument',
+  ERR_OCI_PLATFORM_NOT_FOUND: 'not_found',
+  ERR_OCI_OUT_OF_ORDER: 'failed_precondition',
+  // lib/oci: image layout
+  ERR_OCI_LAYOUT_INVALID: 'failed_precondition',
+  ERR_OCI_LAYOUT_NOT_FOUND: 'not_found',
+  ERR_OCI_TAG_NOT_FOUND: 'not_found',
+  ERR_OCI_TAG_AMBIGUOUS: 'failed_precondition',
+  ERR_OCI_BLOB_NOT_FOUND: 'not_found',
+  // lib/oci: registry
+  ERR_REGISTRY_UNREACHABLE: 'unavailable',
+  ERR_REGISTRY_UNAUTHORIZED: 'unauthenticated',
+  ERR_REGISTRY_DENIED: 'permission_denied',
+  ERR_REGISTRY_NOT_FOUND: 'not_found',
+  ERR_REGISTRY_RATE_LIMITED: 'resource_exhausted',
+  ERR_REGISTRY_PROTOCOL: 'failed_precondition',
+  ERR_REGISTRY_SERVER: 'unavailable',
+  ERR_REGISTRY_TLS: 'unavailable',
+  ERR_AUTH_FILE_INVALID: 'invalid_argument',
+  ERR_REGISTRIES_CONF_INVALID: 'invalid_argument',
+} as const satisfies Record<string, ErrorClass>
+
+export type CofferErrorCode = keyof typeof CODES
+
+export class CofferError extends Error {
+  override readonly name = 'CofferError'
+  constructor(
+    readonly code: CofferErrorCode,
+    message: string,
+    options?: { cause?: unknown },
+  ) {
+    super(message, options)
+  }
+
+  /** The coarse class of this error's code. */
+  get errorClass(): ErrorClass {
+    return CODES[this.code]
+  }
+}
+
+export function isCofferError(err: unknown, code?: CofferErrorCode): err is CofferError {
+  return err instanceof CofferError && (code === undefined || err.code === code)
+}
+
+/**
+ * Process exit codes per class. 1 stays the catch-all for unexpected crashes;
+ * usage errors get 2 as in most CLIs (commander uses 1 itself; we remap).
+ */
+const EXIT_CODES: Record<ErrorClass, number> = {
+  invalid_argument: 2,
+  not_found: 3,
+  already_exists: 4,
+  failed_precondition: 5,
+  unauthenticated: 6,
+  permission_denied: 7,
+  unavailable: 8,
+  data_loss: 9,
+  resource_exhausted: 10,
+  unimplemented: 11,
+  canceled: 130,
+  internal: 1,
+}
+
+export function exitCodeFor(err: unknown): number {
+  return err instanceof CofferError ? EXIT_CODES[err.errorClass] : 1
+}
+
+/** Wraps a non-coffer error with context, keeping a CofferError as it is. */
+export function wrapError(err: unknown, code: CofferErrorCode, message: string): CofferError {
+  if (err instanceof CofferError) return err
+  return new CofferError(code, message, { cause: err })
+}

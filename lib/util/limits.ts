@@ -1,0 +1,25 @@
+/**
+ * Size limits for everything coffer parses from untrusted sources, in one place
+ * (like containers/image `internal/iolimits`). Past a limit a reader throws ERR_*_TOO_LARGE.
+ */
+export const KiB = 1024
+export const MiB = 1024 * KiB
+
+/** Manifests and indexes; the distribution spec says clients SHOULD handle at least 4 MB. */
+export const MAX_MANIFEST_BYTES = 4 * MiB
+/** Image config blobs (containers/image uses 4 MiB too). */
+export const MAX_CONFIG_BYTES = 4 * MiB
+/** OCI layout `index.json`. */
+export const MAX_LAYOUT_INDEX_BYTES = 4 * MiB
+/** Registry error bodies, token responses and tag lists. */
+export const MAX_REGISTRY_ERROR_BYTES = 64 * KiB
+export const MAX_TOKEN_RESPONSE_BYTES = 1 * MiB
+export const MAX_TAG_LIST_BYTES = 8 * MiB
+/** auth.json, config.json, registries.conf. */
+export const MAX_CREDENTIALS_FILE_BYTES = 1 * MiB
+export const MAX_REGISTRIES_CONF_BYTES = 1 * MiB
+
+/** Network timeouts (ms). A body read is bounded by progress, not by total time. */
+export const CONNECT_TIMEOUT_MS = 30_000
+export const HEADERS_TIMEOUT_MS = 60_000
+export const BODY_IDLE_TIMEOUT_MS = 60_000
