@@ -61,6 +61,8 @@ export const CODES = {
   ERR_REGISTRY_TLS: 'unavailable',
   ERR_AUTH_FILE_INVALID: 'invalid_argument',
   ERR_REGISTRIES_CONF_INVALID: 'invalid_argument',
+  ERR_REGISTRY_BLOCKED: 'permission_denied',
+  ERR_AUTH_HELPER_FAILED: 'unauthenticated',
 } as const satisfies Record<string, ErrorClass>
 
 export type CofferErrorCode = keyof typeof CODES

@@ -1,0 +1,113 @@
+#!/usr/bin/env node
+/**
+ * The `coffer` command. Only commander and this file load at start-up; each command's code is
+ * imported when it runs, so `coffer --version` and `--help` stay fast.
+ */
+import { readFileSync } from 'node:fs'
+import { Command, Option } from 'commander'
+import { normalizeBoolFlags } from './bool-flags.js'
+import { run } from './run.js'
+
+const pkg = JSON.parse(readFileSync(new URL('../../package.json', import.meta.url), 'utf8')) as { version: string }
+
+const program = new Command('coffer')
+  .description('Toolchain for confidential containers: encrypt, sign, broker keys, pull inside a TEE, encrypted storage.')
+  .version(pkg.version, '-v, --version')
+  .showHelpAfterError('(run with --help for usage)')
+  .configureHelp({ sortSubcommands: false })
+  .addHelpText(
+    'after',
+    `
+Image names:
+  oci:DIR[:TAG]                           an OCI image layout directory
+  docker://HOST[:PORT]/REPO[:TAG|@DIGEST] a registry (docker.io defaults as in skopeo)
+
+Exit codes: 0 ok, 2 bad input, 3 not found, 5 precondition, 6 unauthenticated,
+  7 denied, 8 unavailable, 9 integrity check failed, 10 too large, 11 unsupported, 130 canceled.`,
+  )
+
+/** Flags that say how to reach a registry, with skopeo's names; `prefix` is `src-`/`dest-` or ''. */
+function registryFlags(cmd: Command, prefix: '' | 'src-' | 'dest-', what: string): Command {
+  return cmd
+    .option(`--${prefix}creds <user:password>`, `credentials for the ${what} registry`)
+    .option(`--${prefix}authfile <path>`, `auth.json for the ${what} registry (default: the containers/docker locations)`)
+    .addOption(new Option(`--${prefix}tls-verify`, `verify TLS for the ${what} registry (--${prefix}tls-verify=false to allow self-signed or plain HTTP)`))
+    .addOption(new Option(`--no-${prefix}tls-verify`).hideHelp())
+}
+
+function commonFlags(cmd: Command, sharedAuthfile = true): Command {
+  if (sharedAuthfile) cmd.option('--authfile <path>', 'auth.json for both sides (also $REGISTRY_AUTH_FILE)')
+  return cmd
+    .option('--registries-conf <path>', 'registries.conf with mirrors (default: ~/.config/containers or /etc/containers)')
+    .option('--retry-times <n>', 'attempts per request on transient failures', '5')
+    .option('-q, --quiet', 'print nothing but errors')
+    .option('--json', 'machine-readable output: one JSON event per line, then the result')
+}
+
+const copy = program
+  .command('copy')
+  .description('Copy an image between OCI layouts and registries, byte for byte.')
+  .argument('<source>', 'image to read, e.g. docker://127.0.0.1:5000/app:1.0')
+  .argument('<destination>', 'where to write it, e.g. oci:./app:1.0')
+  .option('-a, --all', 'copy every image of a multi-platform index, and the index itself')
+  .option('--platform <os/arch[/variant]>', 'image to pick from an index (default: this machine)')
+  .option('--concurrency <n>', 'blobs transferred at once', '6')
+  .option('--upload-chunk-size <bytes>', 'upload in chunks of this size (e.g. 16MiB); default: one streamed request per blob')
+registryFlags(copy, 'src-', 'source')
+registryFlags(copy, 'dest-', 'destination')
+commonFlags(copy)
+  .addHelpText(
+    'after',
+    `
+Examples:
+  coffer copy oci:./build:app docker://127.0.0.1:5000/app:1.0
+  coffer copy --all docker://registry.example/base:3 oci:./mirror:base-3
+  coffer copy --src-creds me:secret --dest-tls-verify=false docker://reg.example/a docker://127.0.0.1:5000/a`,
+  )
+  .action((source: string, destination: string, opts: Record<string, unknown>) =>
+    run(opts, async (ctx) => (await import('./commands/copy.js')).copyCommand(source, destination, opts, ctx)),
+  )
+
+const inspect = program
+  .command('inspect')
+  .description('Show an image: digest, platforms, layers, sizes, media types.')
+  .argument('<image>', 'oci:DIR[:TAG] or docker://REFERENCE')
+  .option('--raw', 'print the manifest (or index) exactly as stored')
+  .option('--config', 'print the image config (with --raw: exactly as stored)')
+  .option('--platform <os/arch[/variant]>', 'image to pick from an index (default: this machine)')
+registryFlags(inspect, '', 'image')
+commonFlags(inspect, false)
+  .addHelpText(
+    'after',
+    `
+Examples:
+  coffer inspect oci:./build:app
+  coffer inspect --raw docker://127.0.0.1:5000/app:1.0 | jq .
+  coffer inspect --json --config docker://127.0.0.1:5000/app@sha256:...`,
+  )
+  .action((image: string, opts: Record<string, unknown>) =>
+    run(opts, async (ctx) => (await import('./commands/inspect.js')).inspectCommand(image, opts, ctx)),
+  )
+
+program
+  .command('gc')
+  .description('Delete blobs that no tag in an OCI layout reaches (run when no copy into it is running).')
+  .argument('<layout>', 'oci:DIR')
+  .option('-q, --quiet', 'print nothing but errors')
+  .option('--json', 'machine-readable output')
+  .action((layout: string, opts: Record<string, unknown>) =>
+    run(opts, async (ctx) => (await import('./commands/gc.js')).gcCommand(layout, opts, ctx)),
+  )
+
+program
+  .command('demo')
+  .description('Run the end-to-end demo on embedded defaults (needs docker-registry; see scripts/install-system-deps.sh).')
+  .option('--workdir <dir>', 'keep the demo files here instead of a temporary directory')
+  .option('--json', 'machine-readable output')
+  .action((opts: Record<string, unknown>) => run(opts, async (ctx) => (await import('./commands/demo.js')).demoCommand(opts, ctx)))
+
+program.parseAsync(normalizeBoolFlags(process.argv)).catch((err: unknown) => {
+  // Commander usage errors arrive here only when exitOverride is set; anything else is a bug.
+  console.error(err)
+  process.exit(1)
+})

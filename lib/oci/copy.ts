@@ -1,0 +1,132 @@
+import { pipeline } from 'node:stream'
+import { forEachLimit } from '../util/concurrency.js'
+import { CofferError } from '../util/errors.js'
+import type { Io } from '../util/io.js'
+import { countingStream } from '../util/streams.js'
+import type { Digest } from './digest.js'
+import type { CopyEventSink } from './copy-events.js'
+import type { ImageDestination, ImageSource } from './image-transport.js'
+import type { ManifestDocument } from './manifest.js'
+import { formatPlatform, hostPlatform, requireManifest, type PlatformSpec } from './platform.js'
+import type { Descriptor } from './schemas.js'
+
+export interface CopyOptions extends Io {
+  /** Which image of a multi-platform index to copy (default: this machine's platform). */
+  platform?: PlatformSpec
+  /** Copy the whole index with every image in it (skopeo `--all`). */
+  all?: boolean
+  /** Blobs in flight at once (containers/image copies 6 layers in parallel). */
+  concurrency?: number
+  onEvent?: CopyEventSink
+}
+
+export interface CopyResult {
+  /** Digest of the manifest (or index) the destination reference now names. */
+  digest: Digest
+  mediaType: string
+  blobsCopied: number
+  blobsSkipped: number
+  bytesCopied: number
+}
+
+export const DEFAULT_COPY_CONCURRENCY = 6
+/** Nested indexes deeper than this are refused: a cycle or a hostile document. */
+const MAX_INDEX_DEPTH = 4
+
+/**
+ * Copies an image from `src` to `dest` byte for byte: every manifest keeps its digest. Blobs go
+ * first (concurrently, bounded, skipped when present or mountable), then child manifests, then
+ * the top-level manifest, then `commit`, so the destination reference never names an incomplete
+ * image. No layer is held in memory; blobs stream from source to destination, and the
+ * destination verifies digest and size before anything becomes visible.
+ */
+export async function copyImage(src: ImageSource, dest: ImageDestination, o: CopyOptions = {}): Promise<CopyResult> {
+  const stats = { blobsCopied: 0, blobsSkipped: 0, bytesCopied: 0 }
+  const emit = o.onEvent ?? (() => {})
+  const top = await src.getManifest(undefined, o)
+  emit({ type: 'manifest-resolved', digest: top.digest, mediaType: top.mediaType })
+
+  let written: ManifestDocument
+  if (top.kind === 'index' && !o.all) {
+    // As skopeo without --all: the destination gets the one image for the platform, not the index.
+    const want = o.platform ?? hostPlatform()
+    const chosen = requireManifest(top.index.manifests, want, src.name)
+    const child = await getChild(src, chosen, o)
+    emit({ type: 'manifest-resolved', digest: child.digest, mediaType: child.mediaType, platform: formatPlatform(want) })
+    if (child.kind !== 'manifest') throw new CofferError('ERR_OCI_MANIFEST_INVALID', `${src.name}: the ${formatPlatform(want)} entry is itself an index`)
+    written = child
+  } else {
+    written = top
+  }
+  await copyTree(written, true, 0)
+  await dest.commit(o)
+  emit({ type: 'done', digest: written.digest, mediaType: written.mediaType })
+  return { digest: written.digest, mediaType: written.mediaType, ...stats }
+
+  async function copyTree(doc: ManifestDocument, isTop: boolean, depth: number): Promise<void> {
+    if (doc.kind === 'index') {
+      if (depth >= MAX_INDEX_DEPTH) throw new CofferError('ERR_OCI_MANIFEST_INVALID', `${src.name}: indexes nested deeper than ${MAX_INDEX_DEPTH}`)
+      for (const desc of doc.index.manifests) await copyTree(await getChild(src, desc, o), false, depth + 1)
+    } else {
+      await copyBlobs(uniqueBlobs([doc.manifest.config, ...doc.manifest.layers]))
+    }
+    await dest.putManifest(doc, { ...o, top: isTop })
+    emit({ type: 'manifest-written', digest: doc.digest, mediaType: doc.mediaType, top: isTop })
+  }
+
+  async function copyBlobs(blobs: Descriptor[]): Promise<void> {
+    await forEachLimit(
+      blobs,
+      o.concurrency ?? DEFAULT_COPY_CONCURRENCY,
+      async (desc, signal) => {
+        const io = { signal }
+        if (await dest.hasBlob(desc, io)) {
+          stats.blobsSkipped++
+          emit({ type: 'blob-skipped', digest: desc.digest, size: desc.size, reason: 'exists' })
+          return
+        }
+        if (await dest.tryMountBlob(desc, src, io)) {
+          stats.blobsSkipped++
+          emit({ type: 'blob-skipped', digest: desc.digest, size: desc.size, reason: 'mounted' })
+          return
+        }
+        emit({ type: 'blob-start', digest: desc.digest, size: desc.size, mediaType: desc.mediaType })
+        let sent = 0
+        await dest.putBlob(
+          desc,
+          async (offset) => {
+            const body = await src.getBlob(desc, { ...io, offset })
+            // === progress: counts what the destination consumed, resumed offsets included
+            const counter = countingStream((bytes) => {
+              sent = bytes
+              emit({ type: 'blob-progress', digest: desc.digest, bytes, size: desc.size })
+            }, offset)
+            return pipeline(body, counter, () => {})
+          },
+          io,
+        )
+        stats.blobsCopied++
+        stats.bytesCopied += sent
+        emit({ type: 'blob-done', digest: desc.digest, size: desc.size })
+      },
+      o.signal,
+    )
+  }
+}
+
+/** A child of an index, whose media type must agree with the index's descriptor. */
+async function getChild(src: ImageSource, desc: Descriptor, o: Io): Promise<ManifestDocument> {
+  const child = await src.getManifest(desc.digest, o)
+  if (child.mediaType !== desc.mediaType) {
+    throw new CofferError('ERR_OCI_MANIFEST_INVALID', `${src.name}: manifest ${desc.digest} is ${child.mediaType}, but its index says ${desc.mediaType}`)
+  }
+  if (child.bytes.length !== desc.size) {
+    throw new CofferError('ERR_OCI_SIZE_MISMATCH', `${src.name}: manifest ${desc.digest} has ${child.bytes.length} bytes, its index says ${desc.size}`)
+  }
+  return child
+}
+
+function uniqueBlobs(descs: Descriptor[]): Descriptor[] {
+  const seen = new Set<string>()
+  return descs.filter((d) => !seen.has(d.digest) && seen.add(d.digest))
+}
