@@ -31,7 +31,7 @@ export function parsePlatform(value: string): PlatformSpec {
   return normalizePlatform({ os, architecture, ...(variant ? { variant } : {}) })
 }
 
-/** Canonical spellings (containerd `platforms.Normalize`): aarch64 → arm64, x86_64 → amd64, arm64 defaults to v8. */
+/** Canonical spellings (containerd `platforms.Normalize`): aarch64 → arm64, x86_64 → amd64, arm64/v8 → arm64. */
 export function normalizePlatform(p: PlatformSpec): PlatformSpec {
   let architecture = p.architecture
   let variant = p.variant
@@ -40,7 +40,7 @@ export function normalizePlatform(p: PlatformSpec): PlatformSpec {
   if (architecture === 'i386') architecture = '386'
   if (architecture === 'armhf') [architecture, variant] = ['arm', 'v7']
   if (architecture === 'armel') [architecture, variant] = ['arm', 'v6']
-  if (architecture === 'arm64' && (variant === '8' || variant === 'v8')) variant = 'v8'
+  if (architecture === 'arm64' && (variant === '8' || variant === 'v8' || variant === 'v8.0')) variant = undefined
   if (architecture === 'arm' && variant && /^[5-8]$/.test(variant)) variant = `v${variant}`
   if (architecture === 'amd64' && variant === 'v1') variant = undefined
   return { os: p.os, architecture, ...(variant ? { variant } : {}) }
@@ -50,7 +50,6 @@ export function normalizePlatform(p: PlatformSpec): PlatformSpec {
 export function hostPlatform(): PlatformSpec {
   const architecture = NODE_ARCH[process.arch] ?? process.arch
   let variant: string | undefined
-  if (architecture === 'arm64') variant = 'v8'
   if (architecture === 'arm') {
     const armVersion = (process.config.variables as Record<string, unknown>).arm_version
     variant = `v${typeof armVersion === 'string' || typeof armVersion === 'number' ? armVersion : '7'}`
@@ -64,7 +63,8 @@ export function formatPlatform(p: PlatformSpec | Platform): string {
 
 /**
  * Variants acceptable for a wanted platform, best first (containers/image `platform_matcher.go`):
- * arm64 takes v8 then none; arm walks down from the wanted level to v5, then none.
+ * arm walks down from the wanted level to v5, then none; arm64's v8 is normalized away, so "none"
+ * covers both spellings.
  */
 function acceptableVariants(want: PlatformSpec): (string | undefined)[] {
   if (want.architecture === 'arm') {
@@ -73,7 +73,6 @@ function acceptableVariants(want: PlatformSpec): (string | undefined)[] {
     for (let v = level; v >= 5; v--) out.push(`v${v}`)
     return [...out, undefined]
   }
-  if (want.architecture === 'arm64') return want.variant && want.variant !== 'v8' ? [want.variant] : ['v8', undefined]
   return want.variant ? [want.variant] : [undefined]
 }
 

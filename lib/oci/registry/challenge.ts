@@ -23,10 +23,10 @@ export function parseChallenges(headers: string | readonly string[] | undefined)
 function parseOne(header: string): Challenge[] {
   const out: Challenge[] = []
   let i = 0
+  // A sticky regex that fails resets lastIndex to 0, so only a match may move `i`.
   const skipSpace = (): void => {
     SPACE.lastIndex = i
-    SPACE.exec(header)
-    i = SPACE.lastIndex
+    if (SPACE.exec(header)) i = SPACE.lastIndex
   }
   const token = (): string | undefined => {
     TOKEN.lastIndex = i
@@ -42,7 +42,7 @@ function parseOne(header: string): Challenge[] {
       if (header[i] === '\\' && i + 1 < header.length) i++
       value += header[i++]
     }
-    i++ // closing quote
+    i = Math.min(i + 1, header.length) // closing quote, if any
     return value
   }
 

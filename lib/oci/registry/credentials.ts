@@ -323,7 +323,7 @@ async function runCredentialHelper(
   if (error) {
     // Only fixed facts go into the message: stdout/stderr may echo the secret.
     throwIfAborted(o.signal)
-    
+    if (stdout.trim() === HELPER_NOT_FOUND_MESSAGE) return undefined
     if (error.code === 'ENOENT') throw fail('not found on PATH')
     if (error.code === 'ERR_CHILD_PROCESS_STDIO_MAXBUFFER') throw fail('reply too large')
     if (error.killed && error.signal) throw fail(`timed out after ${timeout} ms`)

@@ -1,0 +1,57 @@
+#!/usr/bin/env bash
+# Installs the Debian packages coffer's tests, demo and benchmarks shell out to.
+#
+# Runs before every `npm test`, so the common case (everything already there) must cost a few
+# dpkg-query calls and nothing else: no apt-get update, no network.
+#
+#   skopeo, umoci            interop: copy / unpack OCI images with the reference tools
+#   docker-registry          a real distribution 2.8 registry for the integration tests
+#   apache2-utils            htpasswd (bcrypt) for the registry's basic-auth mode
+#   libfuse2, fuse           FUSE 2 runtime; gocryptfs on bookworm links libfuse2
+#   gocryptfs                encrypted storage backend
+#   swtpm, swtpm-tools       software TPM for attestation tests
+#   tpm2-tools               tpm2_* CLIs to provision and read the software TPM
+#   openssl                  keys and self-signed certificates for test fixtures
+#   jq                       JSON in the demo scripts
+set -euo pipefail
+
+PACKAGES=(
+  skopeo umoci docker-registry apache2-utils
+  libfuse2 fuse gocryptfs
+  swtpm swtpm-tools tpm2-tools
+  openssl jq
+)
+
+# One dpkg-query for all packages keeps the fast path fast. It prints nothing (and exits non-zero)
+# for a package it has never heard of, which the loop below counts as missing too.
+declare -A status=()
+while IFS=$'\t' read -r name state; do
+  status["${name%%:*}"]="$state"
+done < <(dpkg-query -W -f='${Package}\t${Status}\n' "${PACKAGES[@]}" 2>/dev/null || true)
+
+missing=()
+for pkg in "${PACKAGES[@]}"; do
+  if [[ "${status[$pkg]:-}" != "install ok installed" ]]; then
+    missing+=("$pkg")
+  fi
+done
+
+if [[ ${#missing[@]} -eq 0 ]]; then
+  exit 0
+fi
+
+if [[ "$(id -u)" -eq 0 ]]; then
+  SUDO=()
+elif command -v sudo >/dev/null 2>&1; then
+  SUDO=(sudo)
+else
+  echo "install-system-deps: missing Debian packages: ${missing[*]}" >&2
+  echo "install-system-deps: not root and sudo is not available; install them as root:" >&2
+  echo "  apt-get update && apt-get install -y --no-install-recommends ${missing[*]}" >&2
+  exit 1
+fi
+
+echo "install-system-deps: installing ${missing[*]}" >&2
+"${SUDO[@]}" apt-get update
+"${SUDO[@]}" env DEBIAN_FRONTEND=noninteractive \
+  apt-get install -y --no-install-recommends "${missing[@]}"
