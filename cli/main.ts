@@ -8,10 +8,14 @@ import { Command, Option } from 'commander'
 import { normalizeBoolFlags } from './bool-flags.js'
 import { run } from './run.js'
 
-const pkg = JSON.parse(readFileSync(new URL('../../package.json', import.meta.url), 'utf8')) as { version: string }
+const pkg = JSON.parse(readFileSync(new URL('../../package.json', import.meta.url), 'utf8')) as {
+  version: string
+}
 
 const program = new Command('coffer')
-  .description('Toolchain for confidential containers: encrypt, sign, broker keys, pull inside a TEE, encrypted storage.')
+  .description(
+    'Toolchain for confidential containers: encrypt, sign, broker keys, pull inside a TEE, encrypted storage.',
+  )
   .version(pkg.version, '-v, --version')
   .showHelpAfterError('(run with --help for usage)')
   .configureHelp({ sortSubcommands: false })
@@ -30,15 +34,26 @@ Exit codes: 0 ok, 2 bad input, 3 not found, 5 precondition, 6 unauthenticated,
 function registryFlags(cmd: Command, prefix: '' | 'src-' | 'dest-', what: string): Command {
   return cmd
     .option(`--${prefix}creds <user:password>`, `credentials for the ${what} registry`)
-    .option(`--${prefix}authfile <path>`, `auth.json for the ${what} registry (default: the containers/docker locations)`)
-    .addOption(new Option(`--${prefix}tls-verify`, `verify TLS for the ${what} registry (--${prefix}tls-verify=false to allow self-signed or plain HTTP)`))
+    .option(
+      `--${prefix}authfile <path>`,
+      `auth.json for the ${what} registry (default: the containers/docker locations)`,
+    )
+    .addOption(
+      new Option(
+        `--${prefix}tls-verify`,
+        `verify TLS for the ${what} registry (--${prefix}tls-verify=false to allow self-signed or plain HTTP)`,
+      ),
+    )
     .addOption(new Option(`--no-${prefix}tls-verify`).hideHelp())
 }
 
 function commonFlags(cmd: Command, sharedAuthfile = true): Command {
   if (sharedAuthfile) cmd.option('--authfile <path>', 'auth.json for both sides (also $REGISTRY_AUTH_FILE)')
   return cmd
-    .option('--registries-conf <path>', 'registries.conf with mirrors (default: ~/.config/containers or /etc/containers)')
+    .option(
+      '--registries-conf <path>',
+      'registries.conf with mirrors (default: ~/.config/containers or /etc/containers)',
+    )
     .option('--retry-times <n>', 'attempts per request on transient failures', '5')
     .option('-q, --quiet', 'print nothing but errors')
     .option('--json', 'machine-readable output: one JSON event per line, then the result')
@@ -52,7 +67,10 @@ const copy = program
   .option('-a, --all', 'copy every image of a multi-platform index, and the index itself')
   .option('--platform <os/arch[/variant]>', 'image to pick from an index (default: this machine)')
   .option('--concurrency <n>', 'blobs transferred at once', '6')
-  .option('--upload-chunk-size <bytes>', 'upload in chunks of this size (e.g. 16MiB); default: one streamed request per blob')
+  .option(
+    '--upload-chunk-size <bytes>',
+    'upload in chunks of this size (e.g. 16MiB); default: one streamed request per blob',
+  )
 registryFlags(copy, 'src-', 'source')
 registryFlags(copy, 'dest-', 'destination')
 commonFlags(copy)
@@ -65,7 +83,9 @@ Examples:
   coffer copy --src-creds me:secret --dest-tls-verify=false docker://reg.example/a docker://127.0.0.1:5000/a`,
   )
   .action((source: string, destination: string, opts: Record<string, unknown>) =>
-    run(opts, async (ctx) => (await import('./commands/copy.js')).copyCommand(source, destination, opts, ctx)),
+    run(opts, async (ctx) =>
+      (await import('./commands/copy.js')).copyCommand(source, destination, opts, ctx),
+    ),
   )
 
 const inspect = program
@@ -101,10 +121,14 @@ program
 
 program
   .command('demo')
-  .description('Run the end-to-end demo on embedded defaults (needs docker-registry; see scripts/install-system-deps.sh).')
+  .description(
+    'Run the end-to-end demo on embedded defaults (needs docker-registry; see scripts/install-system-deps.sh).',
+  )
   .option('--workdir <dir>', 'keep the demo files here instead of a temporary directory')
   .option('--json', 'machine-readable output')
-  .action((opts: Record<string, unknown>) => run(opts, async (ctx) => (await import('./commands/demo.js')).demoCommand(opts, ctx)))
+  .action((opts: Record<string, unknown>) =>
+    run(opts, async (ctx) => (await import('./commands/demo.js')).demoCommand(opts, ctx)),
+  )
 
 program.parseAsync(normalizeBoolFlags(process.argv)).catch((err: unknown) => {
   // Commander usage errors arrive here only when exitOverride is set; anything else is a bug.

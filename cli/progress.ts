@@ -23,7 +23,11 @@ export function humanBytes(n: number): string {
  * otherwise, JSON lines with --json, nothing with --quiet. Call `stop` before printing a result.
  */
 export async function copyProgress(ctx: CommandContext): Promise<{ sink: CopyEventSink; stop: () => void }> {
-  if (ctx.json) return { sink: (e) => e.type !== 'blob-progress' && ctx.emit({ event: e.type, ...omitType(e) }), stop: () => {} }
+  if (ctx.json)
+    return {
+      sink: (e) => e.type !== 'blob-progress' && ctx.emit({ event: e.type, ...omitType(e) }),
+      stop: () => {},
+    }
   if (ctx.quiet) return { sink: () => {}, stop: () => {} }
   if (!ctx.interactive) return { sink: plainLines, stop: () => {} }
 
@@ -44,7 +48,14 @@ export async function copyProgress(ctx: CommandContext): Promise<{ sink: CopyEve
   const sink: CopyEventSink = (e) => {
     switch (e.type) {
       case 'blob-start':
-        bars.set(e.digest, multibar.create(e.size, 0, { label: `Copying blob ${shortDigest(e.digest)}`, done: humanBytes(0), total: humanBytes(e.size) }))
+        bars.set(
+          e.digest,
+          multibar.create(e.size, 0, {
+            label: `Copying blob ${shortDigest(e.digest)}`,
+            done: humanBytes(0),
+            total: humanBytes(e.size),
+          }),
+        )
         break
       case 'blob-progress':
         bars.get(e.digest)?.update(Math.min(e.bytes, e.size), { done: humanBytes(e.bytes) })
@@ -53,7 +64,9 @@ export async function copyProgress(ctx: CommandContext): Promise<{ sink: CopyEve
         bars.get(e.digest)?.update(e.size, { done: humanBytes(e.size) })
         break
       case 'blob-skipped':
-        multibar.log(`Copying blob ${shortDigest(e.digest)} skipped: ${e.reason === 'exists' ? 'already exists' : 'mounted from the source repository'}\n`)
+        multibar.log(
+          `Copying blob ${shortDigest(e.digest)} skipped: ${e.reason === 'exists' ? 'already exists' : 'mounted from the source repository'}\n`,
+        )
         break
       case 'retry':
         multibar.log(`Retrying (${e.attempt}) after ${e.reason}: ${e.url}\n`)
@@ -75,7 +88,9 @@ function plainLines(e: CopyEvent): void {
       line(`Copying blob ${shortDigest(e.digest)} done`)
       break
     case 'blob-skipped':
-      line(`Copying blob ${shortDigest(e.digest)} skipped: ${e.reason === 'exists' ? 'already exists' : 'mounted'}`)
+      line(
+        `Copying blob ${shortDigest(e.digest)} skipped: ${e.reason === 'exists' ? 'already exists' : 'mounted'}`,
+      )
       break
     case 'retry':
       line(`Retrying (${e.attempt}) after ${e.reason}`)

@@ -18,7 +18,10 @@ export interface CommandContext {
  * exits with the code of the error's class (lib/util/errors.ts). The command itself returns
  * normally or throws; it never calls process.exit.
  */
-export async function run(opts: Record<string, unknown>, command: (ctx: CommandContext) => Promise<void>): Promise<void> {
+export async function run(
+  opts: Record<string, unknown>,
+  command: (ctx: CommandContext) => Promise<void>,
+): Promise<void> {
   const json = opts.json === true
   const quiet = opts.quiet === true
   const controller = new AbortController()
@@ -46,9 +49,10 @@ export async function run(opts: Record<string, unknown>, command: (ctx: CommandC
     await command(ctx)
     process.exitCode = 0
   } catch (err) {
-    const error = controller.signal.aborted && !(err instanceof CofferError && err.code !== 'ERR_CANCELED')
-      ? new CofferError('ERR_CANCELED', 'canceled', { cause: err })
-      : err
+    const error =
+      controller.signal.aborted && !(err instanceof CofferError && err.code !== 'ERR_CANCELED')
+        ? new CofferError('ERR_CANCELED', 'canceled', { cause: err })
+        : err
     report(error, json)
     process.exitCode = exitCodeFor(error)
   } finally {
@@ -59,11 +63,19 @@ export async function run(opts: Record<string, unknown>, command: (ctx: CommandC
 
 function report(err: unknown, json: boolean): void {
   if (err instanceof CofferError) {
-    if (json) process.stdout.write(`${JSON.stringify({ error: { code: err.code, class: err.errorClass, message: err.message } })}\n`)
+    if (json)
+      process.stdout.write(
+        `${JSON.stringify({ error: { code: err.code, class: err.errorClass, message: err.message } })}\n`,
+      )
     process.stderr.write(`coffer: ${err.message} [${err.code}]\n`)
     return
   }
   // Not one of ours: a bug. Show the stack so it can be reported.
-  if (json) process.stdout.write(`${JSON.stringify({ error: { code: 'ERR_INTERNAL', class: 'internal', message: String(err) } })}\n`)
-  process.stderr.write(`coffer: internal error: ${err instanceof Error ? (err.stack ?? err.message) : String(err)}\n`)
+  if (json)
+    process.stdout.write(
+      `${JSON.stringify({ error: { code: 'ERR_INTERNAL', class: 'internal', message: String(err) } })}\n`,
+    )
+  process.stderr.write(
+    `coffer: internal error: ${err instanceof Error ? (err.stack ?? err.message) : String(err)}\n`,
+  )
 }

@@ -9,21 +9,34 @@ import { copyProgress, humanBytes } from '../progress.js'
 import type { CommandContext } from '../run.js'
 
 /** `coffer copy SRC DST`. */
-export async function copyCommand(source: string, destination: string, opts: Record<string, unknown>, ctx: CommandContext): Promise<void> {
+export async function copyCommand(
+  source: string,
+  destination: string,
+  opts: Record<string, unknown>,
+  ctx: CommandContext,
+): Promise<void> {
   const srcName = parseImageName(source)
   const destName = parseImageName(destination)
-  if (opts.all && opts.platform) throw new CofferError('ERR_USAGE', '--all copies every platform; it cannot be combined with --platform')
+  if (opts.all && opts.platform)
+    throw new CofferError('ERR_USAGE', '--all copies every platform; it cannot be combined with --platform')
   const platform = opts.platform ? parsePlatform(opts.platform as string) : undefined
   const concurrency = intFlag(opts.concurrency, '--concurrency', 1, 64)
-  const chunkSize = opts.uploadChunkSize !== undefined ? sizeFlag(opts.uploadChunkSize, '--upload-chunk-size') : undefined
+  const chunkSize =
+    opts.uploadChunkSize !== undefined ? sizeFlag(opts.uploadChunkSize, '--upload-chunk-size') : undefined
   if (chunkSize !== undefined && (chunkSize < MIN_CHUNK_SIZE || chunkSize > MAX_CHUNK_SIZE)) {
-    throw new CofferError('ERR_USAGE', `--upload-chunk-size must be between ${humanBytes(MIN_CHUNK_SIZE)} and ${humanBytes(MAX_CHUNK_SIZE)}`)
+    throw new CofferError(
+      'ERR_USAGE',
+      `--upload-chunk-size must be between ${humanBytes(MIN_CHUNK_SIZE)} and ${humanBytes(MAX_CHUNK_SIZE)}`,
+    )
   }
 
   const progress = await copyProgress(ctx)
   const src = await openImageSource(srcName, await registryAccess(opts, 'src', progress.sink), ctx)
   try {
-    const dest = await openImageDestination(destName, { ...(await registryAccess(opts, 'dest', progress.sink)), ...(chunkSize ? { chunkSize } : {}) })
+    const dest = await openImageDestination(destName, {
+      ...(await registryAccess(opts, 'dest', progress.sink)),
+      ...(chunkSize ? { chunkSize } : {}),
+    })
     try {
       const started = Date.now()
       const result = await copyImage(src, dest, {
@@ -35,7 +48,16 @@ export async function copyCommand(source: string, destination: string, opts: Rec
       })
       progress.stop()
       const seconds = (Date.now() - started) / 1000
-      ctx.emit({ result: { digest: result.digest, mediaType: result.mediaType, blobsCopied: result.blobsCopied, blobsSkipped: result.blobsSkipped, bytesCopied: result.bytesCopied, seconds } })
+      ctx.emit({
+        result: {
+          digest: result.digest,
+          mediaType: result.mediaType,
+          blobsCopied: result.blobsCopied,
+          blobsSkipped: result.blobsSkipped,
+          bytesCopied: result.bytesCopied,
+          seconds,
+        },
+      })
       ctx.say(
         `Copied ${source} to ${destination}: ${result.digest} (${result.blobsCopied} blobs, ${humanBytes(result.bytesCopied)} in ${seconds.toFixed(1)} s; ${result.blobsSkipped} already there)`,
       )

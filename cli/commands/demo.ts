@@ -20,7 +20,11 @@ export async function demoCommand(opts: Record<string, unknown>, ctx: CommandCon
   const work = keep ? resolve(opts.workdir as string) : await mkdtemp(join(tmpdir(), 'coffer-demo-'))
   await mkdir(work, { recursive: true })
   let registry: LocalRegistry | undefined
-  const step = async <T>(title: string, work: () => Promise<T>, detail?: (value: T) => string): Promise<T> => {
+  const step = async <T>(
+    title: string,
+    work: () => Promise<T>,
+    detail?: (value: T) => string,
+  ): Promise<T> => {
     const started = performance.now()
     const value = await work()
     const ms = Math.round(performance.now() - started)
@@ -30,27 +34,49 @@ export async function demoCommand(opts: Record<string, unknown>, ctx: CommandCon
   }
   try {
     ctx.say(`coffer demo: working in ${work}`)
-    const built = await step('build a sample image into an OCI layout', () => buildSampleImage(join(work, 'build'), 'sample'), (d) => d.digest)
+    const built = await step(
+      'build a sample image into an OCI layout',
+      () => buildSampleImage(join(work, 'build'), 'sample'),
+      (d) => d.digest,
+    )
     await mkdir(join(work, 'registry'), { recursive: true })
-    registry = await step('start a local registry (docker-registry)', () => startLocalRegistry(join(work, 'registry')), (r) => `http://${r.host}`)
+    registry = await step(
+      'start a local registry (docker-registry)',
+      () => startLocalRegistry(join(work, 'registry')),
+      (r) => `http://${r.host}`,
+    )
     const host = registry.host
 
-    const pushed = await step('push it: coffer copy oci:… docker://…', () =>
-      copy(`oci:${join(work, 'build')}:sample`, `docker://${host}/coffer/sample:1.0`, ctx), (r) => r)
-    const pulled = await step('pull it back: coffer copy docker://… oci:…', () =>
-      copy(`docker://${host}/coffer/sample:1.0`, `oci:${join(work, 'pulled')}:sample`, ctx), (r) => r)
-    await step('inspect the image in the registry', async () => {
-      const src = await openImageSource(parseImageName(`docker://${host}/coffer/sample:1.0`), {}, ctx)
-      try {
-        const doc = await src.getManifest(undefined, ctx)
-        if (doc.kind !== 'manifest') throw new CofferError('ERR_INTERNAL', 'the sample image should be a single manifest')
-        return `${doc.manifest.layers.length} layers, ${doc.manifest.layers.reduce((n, l) => n + l.size, 0)} bytes, config ${doc.manifest.config.digest.slice(0, 19)}…`
-      } finally {
-        await src.close()
-      }
-    }, (s) => s)
+    const pushed = await step(
+      'push it: coffer copy oci:… docker://…',
+      () => copy(`oci:${join(work, 'build')}:sample`, `docker://${host}/coffer/sample:1.0`, ctx),
+      (r) => r,
+    )
+    const pulled = await step(
+      'pull it back: coffer copy docker://… oci:…',
+      () => copy(`docker://${host}/coffer/sample:1.0`, `oci:${join(work, 'pulled')}:sample`, ctx),
+      (r) => r,
+    )
+    await step(
+      'inspect the image in the registry',
+      async () => {
+        const src = await openImageSource(parseImageName(`docker://${host}/coffer/sample:1.0`), {}, ctx)
+        try {
+          const doc = await src.getManifest(undefined, ctx)
+          if (doc.kind !== 'manifest')
+            throw new CofferError('ERR_INTERNAL', 'the sample image should be a single manifest')
+          return `${doc.manifest.layers.length} layers, ${doc.manifest.layers.reduce((n, l) => n + l.size, 0)} bytes, config ${doc.manifest.config.digest.slice(0, 19)}…`
+        } finally {
+          await src.close()
+        }
+      },
+      (s) => s,
+    )
     if (pushed !== built.digest || pulled !== built.digest) {
-      throw new CofferError('ERR_OCI_DIGEST_MISMATCH', `digests changed on the way: built ${built.digest}, pushed ${pushed}, pulled ${pulled}`)
+      throw new CofferError(
+        'ERR_OCI_DIGEST_MISMATCH',
+        `digests changed on the way: built ${built.digest}, pushed ${pushed}, pulled ${pulled}`,
+      )
     }
     ctx.say(`✔ every digest survived the round trip: ${built.digest}`)
     ctx.emit({ result: { digest: built.digest, registry: host, workdir: keep ? work : undefined } })

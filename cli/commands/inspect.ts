@@ -11,7 +11,11 @@ import { humanBytes } from '../progress.js'
 import type { CommandContext } from '../run.js'
 
 /** `coffer inspect IMAGE`: what is in an image, without pulling its layers. */
-export async function inspectCommand(image: string, opts: Record<string, unknown>, ctx: CommandContext): Promise<void> {
+export async function inspectCommand(
+  image: string,
+  opts: Record<string, unknown>,
+  ctx: CommandContext,
+): Promise<void> {
   const name = parseImageName(image)
   const src = await openImageSource(name, await registryAccess(opts, ''), ctx)
   try {
@@ -28,11 +32,17 @@ export async function inspectCommand(image: string, opts: Record<string, unknown
       manifestDoc = await src.getManifest(chosen.digest, ctx)
       platform = chosen.platform ? formatPlatform(chosen.platform) : undefined
     }
-    if (manifestDoc.kind !== 'manifest') throw new CofferError('ERR_OCI_MANIFEST_INVALID', `${src.name}: nested indexes are not supported by inspect`)
+    if (manifestDoc.kind !== 'manifest')
+      throw new CofferError(
+        'ERR_OCI_MANIFEST_INVALID',
+        `${src.name}: nested indexes are not supported by inspect`,
+      )
     const manifest = manifestDoc.manifest
     const configBytes = await src.getBlobBytes(manifest.config, MAX_CONFIG_BYTES, ctx)
     if (opts.config) {
-      process.stdout.write(opts.raw ? configBytes : `${JSON.stringify(JSON.parse(configBytes.toString('utf8')), null, 2)}\n`)
+      process.stdout.write(
+        opts.raw ? configBytes : `${JSON.stringify(JSON.parse(configBytes.toString('utf8')), null, 2)}\n`,
+      )
       return
     }
     const info = describe(src, top, manifestDoc, configBytes, platform)
@@ -61,13 +71,25 @@ interface ImageInfo {
   annotations?: Record<string, string>
 }
 
-function describe(src: ImageSource, top: ManifestDocument, doc: ManifestDocument & { kind: 'manifest' }, configBytes: Buffer, platform?: string): ImageInfo {
+function describe(
+  src: ImageSource,
+  top: ManifestDocument,
+  doc: ManifestDocument & { kind: 'manifest' },
+  configBytes: Buffer,
+  platform?: string,
+): ImageInfo {
   const { manifest } = doc
   let config: ReturnType<typeof imageConfigSchema.safeParse>['data']
-  const isImageConfig = manifest.config.mediaType.includes('image.config') || manifest.config.mediaType.includes('container.image')
+  const isImageConfig =
+    manifest.config.mediaType.includes('image.config') ||
+    manifest.config.mediaType.includes('container.image')
   if (isImageConfig) {
     const parsed = imageConfigSchema.safeParse(JSON.parse(configBytes.toString('utf8')))
-    if (!parsed.success) throw new CofferError('ERR_OCI_MANIFEST_INVALID', `${src.name}: bad image config: ${describeIssues(parsed.error)}`)
+    if (!parsed.success)
+      throw new CofferError(
+        'ERR_OCI_MANIFEST_INVALID',
+        `${src.name}: bad image config: ${describeIssues(parsed.error)}`,
+      )
     config = parsed.data
   }
   const layer = (d: Descriptor): ImageInfo['layers'][number] => ({
@@ -91,11 +113,23 @@ function describe(src: ImageSource, top: ManifestDocument, doc: ManifestDocument
         }
       : {}),
     manifestDigest: doc.digest,
-    ...(platform ?? (config?.os && config.architecture)
-      ? { platform: platform ?? formatPlatform({ os: config!.os!, architecture: config!.architecture!, ...(config?.variant ? { variant: config.variant } : {}) }) }
+    ...((platform ?? (config?.os && config.architecture))
+      ? {
+          platform:
+            platform ??
+            formatPlatform({
+              os: config!.os!,
+              architecture: config!.architecture!,
+              ...(config?.variant ? { variant: config.variant } : {}),
+            }),
+        }
       : {}),
     ...(config?.created ? { created: config.created } : {}),
-    config: { digest: manifest.config.digest, mediaType: manifest.config.mediaType, size: manifest.config.size },
+    config: {
+      digest: manifest.config.digest,
+      mediaType: manifest.config.mediaType,
+      size: manifest.config.size,
+    },
     layers: manifest.layers.map(layer),
     totalLayerBytes: manifest.layers.reduce((n, l) => n + l.size, 0),
     ...(config ? { diffIds: config.rootfs.diff_ids } : {}),
@@ -111,7 +145,8 @@ function printHuman(info: ImageInfo, name: string): void {
   row('MediaType', info.mediaType)
   if (info.index) {
     out.push(`Index (${info.index.length} manifests):`)
-    for (const m of info.index) out.push(`  ${m.digest}  ${(m.platform ?? '(no platform)').padEnd(16)} ${humanBytes(m.size)}`)
+    for (const m of info.index)
+      out.push(`  ${m.digest}  ${(m.platform ?? '(no platform)').padEnd(16)} ${humanBytes(m.size)}`)
     row('Selected', info.manifestDigest)
   }
   if (info.platform) row('Platform', info.platform)

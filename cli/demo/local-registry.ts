@@ -35,7 +35,10 @@ export async function freePort(): Promise<number> {
  * `dir`, and waits until `/v2/` answers. Used by `coffer demo`, the tests and the benchmark.
  * The process is ours: `stop()` ends it by pid and waits for it.
  */
-export async function startLocalRegistry(dir: string, auth: LocalRegistryAuth = { kind: 'none' }): Promise<LocalRegistry> {
+export async function startLocalRegistry(
+  dir: string,
+  auth: LocalRegistryAuth = { kind: 'none' },
+): Promise<LocalRegistry> {
   const port = await freePort()
   const host = `127.0.0.1:${port}`
   const config = [
@@ -56,7 +59,10 @@ export async function startLocalRegistry(dir: string, auth: LocalRegistryAuth = 
   const configPath = join(dir, 'config.yml')
   await writeFile(configPath, `${config}\n`)
 
-  const child = spawn('docker-registry', ['serve', configPath], { stdio: ['ignore', 'ignore', 'pipe'], env: { ...process.env, OTEL_TRACES_EXPORTER: 'none' } })
+  const child = spawn('docker-registry', ['serve', configPath], {
+    stdio: ['ignore', 'ignore', 'pipe'],
+    env: { ...process.env, OTEL_TRACES_EXPORTER: 'none' },
+  })
   let stderr = ''
   child.stderr?.on('data', (d: Buffer) => {
     stderr = (stderr + d.toString()).slice(-4000)
@@ -99,7 +105,12 @@ function authSection(auth: LocalRegistryAuth): string[] {
   }
 }
 
-async function waitUntilUp(host: string, child: ChildProcess, spawnFailed: Promise<Error>, stderr: () => string): Promise<void> {
+async function waitUntilUp(
+  host: string,
+  child: ChildProcess,
+  spawnFailed: Promise<Error>,
+  stderr: () => string,
+): Promise<void> {
   let failure: Error | undefined
   void spawnFailed.then((e) => (failure = e))
   const deadline = Date.now() + 15_000
@@ -112,7 +123,11 @@ async function waitUntilUp(host: string, child: ChildProcess, spawnFailed: Promi
           : `cannot start docker-registry: ${failure.message}`,
       )
     }
-    if (child.exitCode !== null) throw new CofferError('ERR_INTERNAL', `docker-registry exited with ${child.exitCode}: ${stderr().trim()}`)
+    if (child.exitCode !== null)
+      throw new CofferError(
+        'ERR_INTERNAL',
+        `docker-registry exited with ${child.exitCode}: ${stderr().trim()}`,
+      )
     try {
       const res = await fetch(`http://${host}/v2/`, { signal: AbortSignal.timeout(1000) })
       await res.arrayBuffer()

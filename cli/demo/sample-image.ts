@@ -27,7 +27,10 @@ export const SAMPLE_LAYERS: SampleEntry[][] = [
   ],
   [
     { path: 'app', type: 'directory', mode: 0o755 },
-    { path: 'app/message.txt', content: 'This file travelled through a registry and came back byte for byte.\n' },
+    {
+      path: 'app/message.txt',
+      content: 'This file travelled through a registry and came back byte for byte.\n',
+    },
     { path: 'app/hello', type: 'symlink', linkname: '../bin/hello' },
   ],
 ]
@@ -49,7 +52,8 @@ export async function tarOf(entries: SampleEntry[]): Promise<Buffer> {
   for (const e of entries) {
     const header = { name: e.path, mtime: EPOCH, uid: 0, gid: 0, uname: 'root', gname: 'root' }
     if (e.type === 'directory') p.entry({ ...header, type: 'directory', mode: e.mode ?? 0o755 })
-    else if (e.type === 'symlink') p.entry({ ...header, type: 'symlink', linkname: e.linkname ?? '', mode: 0o777 })
+    else if (e.type === 'symlink')
+      p.entry({ ...header, type: 'symlink', linkname: e.linkname ?? '', mode: 0o777 })
     else p.entry({ ...header, type: 'file', mode: e.mode ?? 0o644 }, Buffer.from(e.content ?? ''))
   }
   p.finalize()
@@ -61,7 +65,11 @@ export async function tarOf(entries: SampleEntry[]): Promise<Buffer> {
  * Builds a single-platform OCI image from `layers` into the layout at `dir` (created if needed)
  * and tags it. Returns the manifest's descriptor.
  */
-export async function buildSampleImage(dir: string, tag: string, layers: SampleEntry[][] = SAMPLE_LAYERS): Promise<Descriptor> {
+export async function buildSampleImage(
+  dir: string,
+  tag: string,
+  layers: SampleEntry[][] = SAMPLE_LAYERS,
+): Promise<Descriptor> {
   const store = await openLayout(dir, { create: true })
   const layerDescs: Descriptor[] = []
   const diffIds: Digest[] = []
@@ -69,7 +77,11 @@ export async function buildSampleImage(dir: string, tag: string, layers: SampleE
     const tar = await tarOf(entries)
     diffIds.push(`sha256:${createHash('sha256').update(tar).digest('hex')}`)
     const gz = gzipSync(tar, { level: 9 })
-    layerDescs.push({ mediaType: MediaType.OciLayerGzip, digest: await store.writeBlobBytes(gz), size: gz.length })
+    layerDescs.push({
+      mediaType: MediaType.OciLayerGzip,
+      digest: await store.writeBlobBytes(gz),
+      size: gz.length,
+    })
   }
   const platform = hostPlatform()
   const config = Buffer.from(
@@ -78,14 +90,29 @@ export async function buildSampleImage(dir: string, tag: string, layers: SampleE
       architecture: platform.architecture,
       os: platform.os,
       ...(platform.variant ? { variant: platform.variant } : {}),
-      config: { Cmd: ['/bin/hello'], Env: ['PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin'] },
+      config: {
+        Cmd: ['/bin/hello'],
+        Env: ['PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin'],
+      },
       rootfs: { type: 'layers', diff_ids: diffIds },
-      history: layers.map((_, i) => ({ created: EPOCH.toISOString(), created_by: `coffer sample layer ${i + 1}` })),
+      history: layers.map((_, i) => ({
+        created: EPOCH.toISOString(),
+        created_by: `coffer sample layer ${i + 1}`,
+      })),
     }),
   )
-  const configDesc: Descriptor = { mediaType: MediaType.OciConfig, digest: await store.writeBlobBytes(config), size: config.length }
+  const configDesc: Descriptor = {
+    mediaType: MediaType.OciConfig,
+    digest: await store.writeBlobBytes(config),
+    size: config.length,
+  }
   const manifest = Buffer.from(
-    JSON.stringify({ schemaVersion: 2, mediaType: MediaType.OciManifest, config: configDesc, layers: layerDescs }),
+    JSON.stringify({
+      schemaVersion: 2,
+      mediaType: MediaType.OciManifest,
+      config: configDesc,
+      layers: layerDescs,
+    }),
   )
   const doc = parseManifestDocument(manifest, { expectedDigest: digestOf(manifest) })
   await store.writeBlobBytes(doc.bytes)

@@ -40,7 +40,11 @@ const MAX_INDEX_DEPTH = 4
  * image. No layer is held in memory; blobs stream from source to destination, and the
  * destination verifies digest and size before anything becomes visible.
  */
-export async function copyImage(src: ImageSource, dest: ImageDestination, o: CopyOptions = {}): Promise<CopyResult> {
+export async function copyImage(
+  src: ImageSource,
+  dest: ImageDestination,
+  o: CopyOptions = {},
+): Promise<CopyResult> {
   const stats = { blobsCopied: 0, blobsSkipped: 0, bytesCopied: 0 }
   const emit = o.onEvent ?? (() => {})
   const top = await src.getManifest(undefined, o)
@@ -52,8 +56,17 @@ export async function copyImage(src: ImageSource, dest: ImageDestination, o: Cop
     const want = o.platform ?? hostPlatform()
     const chosen = requireManifest(top.index.manifests, want, src.name)
     const child = await getChild(src, chosen, o)
-    emit({ type: 'manifest-resolved', digest: child.digest, mediaType: child.mediaType, platform: formatPlatform(want) })
-    if (child.kind !== 'manifest') throw new CofferError('ERR_OCI_MANIFEST_INVALID', `${src.name}: the ${formatPlatform(want)} entry is itself an index`)
+    emit({
+      type: 'manifest-resolved',
+      digest: child.digest,
+      mediaType: child.mediaType,
+      platform: formatPlatform(want),
+    })
+    if (child.kind !== 'manifest')
+      throw new CofferError(
+        'ERR_OCI_MANIFEST_INVALID',
+        `${src.name}: the ${formatPlatform(want)} entry is itself an index`,
+      )
     written = child
   } else {
     written = top
@@ -65,7 +78,11 @@ export async function copyImage(src: ImageSource, dest: ImageDestination, o: Cop
 
   async function copyTree(doc: ManifestDocument, isTop: boolean, depth: number): Promise<void> {
     if (doc.kind === 'index') {
-      if (depth >= MAX_INDEX_DEPTH) throw new CofferError('ERR_OCI_MANIFEST_INVALID', `${src.name}: indexes nested deeper than ${MAX_INDEX_DEPTH}`)
+      if (depth >= MAX_INDEX_DEPTH)
+        throw new CofferError(
+          'ERR_OCI_MANIFEST_INVALID',
+          `${src.name}: indexes nested deeper than ${MAX_INDEX_DEPTH}`,
+        )
       for (const desc of doc.index.manifests) await copyTree(await getChild(src, desc, o), false, depth + 1)
     } else {
       await copyBlobs(uniqueBlobs([doc.manifest.config, ...doc.manifest.layers]))
@@ -118,10 +135,16 @@ export async function copyImage(src: ImageSource, dest: ImageDestination, o: Cop
 async function getChild(src: ImageSource, desc: Descriptor, o: Io): Promise<ManifestDocument> {
   const child = await src.getManifest(desc.digest, o)
   if (child.mediaType !== desc.mediaType) {
-    throw new CofferError('ERR_OCI_MANIFEST_INVALID', `${src.name}: manifest ${desc.digest} is ${child.mediaType}, but its index says ${desc.mediaType}`)
+    throw new CofferError(
+      'ERR_OCI_MANIFEST_INVALID',
+      `${src.name}: manifest ${desc.digest} is ${child.mediaType}, but its index says ${desc.mediaType}`,
+    )
   }
   if (child.bytes.length !== desc.size) {
-    throw new CofferError('ERR_OCI_SIZE_MISMATCH', `${src.name}: manifest ${desc.digest} has ${child.bytes.length} bytes, its index says ${desc.size}`)
+    throw new CofferError(
+      'ERR_OCI_SIZE_MISMATCH',
+      `${src.name}: manifest ${desc.digest} has ${child.bytes.length} bytes, its index says ${desc.size}`,
+    )
   }
   return child
 }

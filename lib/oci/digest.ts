@@ -67,26 +67,44 @@ export class Digester {
  * endless body never reaches its consumer beyond the promised length.
  * Consumers must treat data as untrusted until the stream ended without error.
  */
-export function verifyingStream(expected: Digest, expectedSize?: number): Transform & { readonly size: number } {
+export function verifyingStream(
+  expected: Digest,
+  expectedSize?: number,
+): Transform & { readonly size: number } {
   const { algorithm } = parseDigest(expected)
   const digester = new Digester(algorithm)
   const stream = new Transform({
     transform(chunk: Buffer, _enc, cb: TransformCallback) {
       digester.update(chunk)
       if (expectedSize !== undefined && expectedSize >= 0 && digester.size > expectedSize) {
-        cb(new CofferError('ERR_OCI_SIZE_MISMATCH', `content of ${expected} is longer than the expected ${expectedSize} bytes`))
+        cb(
+          new CofferError(
+            'ERR_OCI_SIZE_MISMATCH',
+            `content of ${expected} is longer than the expected ${expectedSize} bytes`,
+          ),
+        )
         return
       }
       cb(null, chunk)
     },
     flush(cb: TransformCallback) {
       if (expectedSize !== undefined && expectedSize >= 0 && digester.size !== expectedSize) {
-        cb(new CofferError('ERR_OCI_SIZE_MISMATCH', `content of ${expected} has ${digester.size} bytes, expected ${expectedSize}`))
+        cb(
+          new CofferError(
+            'ERR_OCI_SIZE_MISMATCH',
+            `content of ${expected} has ${digester.size} bytes, expected ${expectedSize}`,
+          ),
+        )
         return
       }
       const actual = digester.digest()
       if (actual !== expected) {
-        cb(new CofferError('ERR_OCI_DIGEST_MISMATCH', `content digest ${actual} does not match the expected ${expected}`))
+        cb(
+          new CofferError(
+            'ERR_OCI_DIGEST_MISMATCH',
+            `content digest ${actual} does not match the expected ${expected}`,
+          ),
+        )
         return
       }
       cb()
@@ -101,7 +119,10 @@ export function verifyBytes(data: Uint8Array, expected: Digest, what = 'content'
   const { algorithm } = parseDigest(expected)
   const actual = digestOf(data, algorithm)
   if (actual !== expected) {
-    throw new CofferError('ERR_OCI_DIGEST_MISMATCH', `${what} digest ${actual} does not match the expected ${expected}`)
+    throw new CofferError(
+      'ERR_OCI_DIGEST_MISMATCH',
+      `${what} digest ${actual} does not match the expected ${expected}`,
+    )
   }
 }
 

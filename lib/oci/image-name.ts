@@ -49,7 +49,11 @@ function parseOciName(rest: string, input: string): ImageName {
   const colon = rest.indexOf(':')
   const dir = colon >= 0 ? rest.slice(0, colon) : rest
   const tag = colon >= 0 ? rest.slice(colon + 1) : undefined
-  if (dir === '') throw new CofferError('ERR_OCI_REFERENCE_INVALID', `invalid image name "${input}": the directory is empty`)
+  if (dir === '')
+    throw new CofferError(
+      'ERR_OCI_REFERENCE_INVALID',
+      `invalid image name "${input}": the directory is empty`,
+    )
   if (tag !== undefined && !REF_NAME.test(tag)) {
     throw new CofferError(
       'ERR_OCI_REFERENCE_INVALID',

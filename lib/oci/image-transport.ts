@@ -78,7 +78,8 @@ export class CallOrder {
     this.assertOpen()
     if (this.top) throw this.outOfOrder('a manifest after the top-level manifest')
     const missing = childrenOf(doc).find((d) => !this.written.has(d.digest))
-    if (missing) throw this.outOfOrder(`manifest ${doc.digest} before its ${missing.mediaType} ${missing.digest}`)
+    if (missing)
+      throw this.outOfOrder(`manifest ${doc.digest} before its ${missing.mediaType} ${missing.digest}`)
     this.written.add(doc.digest)
     if (top) this.top = doc
   }

@@ -6,8 +6,20 @@ import { describeIssues, indexSchema, manifestSchema, type Index, type Manifest 
 
 /** A manifest or index exactly as stored: the bytes are what digests and signatures cover. */
 export type ManifestDocument =
-  | { readonly kind: 'manifest'; readonly mediaType: string; readonly bytes: Buffer; readonly digest: Digest; readonly manifest: Manifest }
-  | { readonly kind: 'index'; readonly mediaType: string; readonly bytes: Buffer; readonly digest: Digest; readonly index: Index }
+  | {
+      readonly kind: 'manifest'
+      readonly mediaType: string
+      readonly bytes: Buffer
+      readonly digest: Digest
+      readonly manifest: Manifest
+    }
+  | {
+      readonly kind: 'index'
+      readonly mediaType: string
+      readonly bytes: Buffer
+      readonly digest: Digest
+      readonly index: Index
+    }
 
 /**
  * Parses manifest bytes from an untrusted source.
@@ -24,7 +36,10 @@ export function parseManifestDocument(
 ): ManifestDocument {
   const where = o.source ?? 'manifest'
   if (bytes.length > MAX_MANIFEST_BYTES) {
-    throw new CofferError('ERR_OCI_MANIFEST_TOO_LARGE', `${where} is ${bytes.length} bytes, over the ${MAX_MANIFEST_BYTES}-byte limit`)
+    throw new CofferError(
+      'ERR_OCI_MANIFEST_TOO_LARGE',
+      `${where} is ${bytes.length} bytes, over the ${MAX_MANIFEST_BYTES}-byte limit`,
+    )
   }
   if (o.expectedDigest) verifyBytes(bytes, o.expectedDigest, where)
 
@@ -39,17 +54,27 @@ export function parseManifestDocument(
   }
   const body = json as Record<string, unknown>
   const declared = normalizeContentType(o.declaredType)
-  if (body.schemaVersion === 1 || isSchema1MediaType(declared) && declared !== 'application/json') {
+  if (body.schemaVersion === 1 || (isSchema1MediaType(declared) && declared !== 'application/json')) {
     throw new CofferError(
       'ERR_OCI_SCHEMA1_UNSUPPORTED',
       `${where} is a Docker schema 1 manifest, which is deprecated and not supported; re-push the image with a current tool`,
     )
   }
   const bodyType = typeof body.mediaType === 'string' ? body.mediaType : undefined
-  if (bodyType && declared && declared !== 'application/json' && declared !== 'application/octet-stream' && bodyType !== declared) {
-    throw new CofferError('ERR_OCI_MANIFEST_INVALID', `${where} says it is ${bodyType} but was served or referenced as ${declared}`)
+  if (
+    bodyType &&
+    declared &&
+    declared !== 'application/json' &&
+    declared !== 'application/octet-stream' &&
+    bodyType !== declared
+  ) {
+    throw new CofferError(
+      'ERR_OCI_MANIFEST_INVALID',
+      `${where} says it is ${bodyType} but was served or referenced as ${declared}`,
+    )
   }
-  const mediaType = bodyType ?? (declared && declared !== 'application/json' ? declared : guessMediaType(body))
+  const mediaType =
+    bodyType ?? (declared && declared !== 'application/json' ? declared : guessMediaType(body))
   const digest = o.expectedDigest ?? digestOf(bytes)
 
   if (isManifestMediaType(mediaType)) {

@@ -9,10 +9,21 @@ import { openRegistryDestination } from './registry/registry-destination.js'
 import { openRegistrySource } from './registry/registry-source.js'
 
 /** The one switch over transports (containers/image `alltransports`). */
-export function openImageSource(name: ImageName, access: RegistryAccess = {}, o: Io = {}): Promise<ImageSource> {
-  return name.transport === 'oci' ? openLayoutSource(name.dir, name.tag) : openRegistrySource(name.ref, access, o)
+export function openImageSource(
+  name: ImageName,
+  access: RegistryAccess = {},
+  o: Io = {},
+): Promise<ImageSource> {
+  return name.transport === 'oci'
+    ? openLayoutSource(name.dir, name.tag)
+    : openRegistrySource(name.ref, access, o)
 }
 
-export async function openImageDestination(name: ImageName, access: RegistryAccess & UploadOptions = {}): Promise<ImageDestination> {
-  return name.transport === 'oci' ? openLayoutDestination(name.dir, name.tag) : openRegistryDestination(name.ref, access)
+export async function openImageDestination(
+  name: ImageName,
+  access: RegistryAccess & UploadOptions = {},
+): Promise<ImageDestination> {
+  return name.transport === 'oci'
+    ? openLayoutDestination(name.dir, name.tag)
+    : openRegistryDestination(name.ref, access)
 }

@@ -25,7 +25,10 @@ const NODE_ARCH: Record<string, string> = {
 export function parsePlatform(value: string): PlatformSpec {
   const parts = value.trim().toLowerCase().split('/')
   if (parts.length < 2 || parts.length > 3 || parts.some((p) => !/^[a-z0-9._-]+$/.test(p))) {
-    throw new CofferError('ERR_OCI_PLATFORM_INVALID', `invalid platform "${value}": expected os/arch[/variant], e.g. linux/amd64 or linux/arm/v7`)
+    throw new CofferError(
+      'ERR_OCI_PLATFORM_INVALID',
+      `invalid platform "${value}": expected os/arch[/variant], e.g. linux/amd64 or linux/arm/v7`,
+    )
   }
   const [os, architecture, variant] = parts as [string, string, string?]
   return normalizePlatform({ os, architecture, ...(variant ? { variant } : {}) })
@@ -40,7 +43,8 @@ export function normalizePlatform(p: PlatformSpec): PlatformSpec {
   if (architecture === 'i386') architecture = '386'
   if (architecture === 'armhf') [architecture, variant] = ['arm', 'v7']
   if (architecture === 'armel') [architecture, variant] = ['arm', 'v6']
-  if (architecture === 'arm64' && (variant === '8' || variant === 'v8' || variant === 'v8.0')) variant = undefined
+  if (architecture === 'arm64' && (variant === '8' || variant === 'v8' || variant === 'v8.0'))
+    variant = undefined
   if (architecture === 'arm' && variant && /^[5-8]$/.test(variant)) variant = `v${variant}`
   if (architecture === 'amd64' && variant === 'v1') variant = undefined
   return { os: p.os, architecture, ...(variant ? { variant } : {}) }
@@ -54,7 +58,11 @@ export function hostPlatform(): PlatformSpec {
     const armVersion = (process.config.variables as Record<string, unknown>).arm_version
     variant = `v${typeof armVersion === 'string' || typeof armVersion === 'number' ? armVersion : '7'}`
   }
-  return { os: process.platform === 'win32' ? 'windows' : process.platform, architecture, ...(variant ? { variant } : {}) }
+  return {
+    os: process.platform === 'win32' ? 'windows' : process.platform,
+    architecture,
+    ...(variant ? { variant } : {}),
+  }
 }
 
 export function formatPlatform(p: PlatformSpec | Platform): string {
@@ -101,7 +109,11 @@ export function selectManifest(manifests: readonly Descriptor[], want: PlatformS
 }
 
 /** Like selectManifest, but throws ERR_OCI_PLATFORM_NOT_FOUND listing what the index offers. */
-export function requireManifest(manifests: readonly Descriptor[], want: PlatformSpec, where: string): Descriptor {
+export function requireManifest(
+  manifests: readonly Descriptor[],
+  want: PlatformSpec,
+  where: string,
+): Descriptor {
   const found = selectManifest(manifests, want)
   if (found) return found
   const offered = manifests.map((d) => (d.platform ? formatPlatform(d.platform) : '(no platform)'))

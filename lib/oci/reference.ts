@@ -69,7 +69,10 @@ export function parseDockerReference(input: string): DockerReference {
   let path: string
   const slash = rest.indexOf('/')
   const first = slash >= 0 ? rest.slice(0, slash) : ''
-  if (slash >= 0 && (first.includes('.') || first.includes(':') || first === 'localhost' || first.startsWith('['))) {
+  if (
+    slash >= 0 &&
+    (first.includes('.') || first.includes(':') || first === 'localhost' || first.startsWith('['))
+  ) {
     host = first
     path = rest.slice(slash + 1)
     validateHost(host, fail)
@@ -90,7 +93,8 @@ export function parseDockerReference(input: string): DockerReference {
       )
     }
   }
-  if (host.length + 1 + path.length > MAX_NAME_LENGTH) fail(`the name is longer than ${MAX_NAME_LENGTH} characters`)
+  if (host.length + 1 + path.length > MAX_NAME_LENGTH)
+    fail(`the name is longer than ${MAX_NAME_LENGTH} characters`)
 
   if (tag === undefined && digest === undefined) tag = DEFAULT_TAG
   return { host, repository: path, ...(tag !== undefined ? { tag } : {}), ...(digest ? { digest } : {}) }
@@ -108,7 +112,8 @@ function validateHost(host: string, fail: (why: string) => never): void {
     if (!IPV6.test(name)) fail(`invalid IPv6 registry address "${clip(name)}"`)
     return
   }
-  if (!name.split('.').every((label) => DOMAIN_LABEL.test(label))) fail(`invalid registry host "${clip(name)}"`)
+  if (!name.split('.').every((label) => DOMAIN_LABEL.test(label)))
+    fail(`invalid registry host "${clip(name)}"`)
 }
 
 /** `host/repository` — the name without tag or digest. */

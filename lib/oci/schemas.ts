@@ -8,7 +8,9 @@ import { isDigest, type Digest } from './digest.js'
  * the bytes are never re-serialized anyway: manifests travel byte for byte.
  */
 
-export const digestSchema = z.string().refine(isDigest, { message: 'not a valid sha256/sha512 digest' }) as unknown as z.ZodType<Digest>
+export const digestSchema = z
+  .string()
+  .refine(isDigest, { message: 'not a valid sha256/sha512 digest' }) as unknown as z.ZodType<Digest>
 
 const annotations = z.record(z.string(), z.string())
 

@@ -46,7 +46,11 @@ class LayoutDestination implements ImageDestination {
 
   async commit(o: Io = {}): Promise<void> {
     const top = this.order.committing()
-    await this.store.setTag({ mediaType: top.mediaType, digest: top.digest, size: top.bytes.length }, this.tag, o)
+    await this.store.setTag(
+      { mediaType: top.mediaType, digest: top.digest, size: top.bytes.length },
+      this.tag,
+      o,
+    )
   }
 
   async close(): Promise<void> {}

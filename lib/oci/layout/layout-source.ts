@@ -25,7 +25,8 @@ class LayoutSource implements ImageSource {
     if (!digest || digest === this.top.digest) return this.store.readManifest(this.top, o)
     // A child of an index: its media type is checked against the index's descriptor by the caller.
     const size = await this.store.blobSize(digest)
-    if (size === undefined) throw new CofferError('ERR_OCI_BLOB_NOT_FOUND', `${this.name} has no manifest ${digest}`)
+    if (size === undefined)
+      throw new CofferError('ERR_OCI_BLOB_NOT_FOUND', `${this.name} has no manifest ${digest}`)
     return this.store.readManifest({ mediaType: '', digest, size }, o)
   }
 

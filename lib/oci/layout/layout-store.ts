@@ -69,14 +69,21 @@ export async function openLayout(dir: string, o: { create?: boolean } = {}): Pro
       throw new CofferError('ERR_OCI_LAYOUT_INVALID', `${dir}/oci-layout is not valid JSON`, { cause })
     }
     const ok = ociLayoutFileSchema.safeParse(parsed)
-    if (!ok.success) throw new CofferError('ERR_OCI_LAYOUT_INVALID', `${dir}/oci-layout: ${describeIssues(ok.error)}`)
+    if (!ok.success)
+      throw new CofferError('ERR_OCI_LAYOUT_INVALID', `${dir}/oci-layout: ${describeIssues(ok.error)}`)
     if (ok.data.imageLayoutVersion !== LAYOUT_VERSION) {
-      throw new CofferError('ERR_OCI_LAYOUT_INVALID', `${dir}: unsupported imageLayoutVersion ${ok.data.imageLayoutVersion}`)
+      throw new CofferError(
+        'ERR_OCI_LAYOUT_INVALID',
+        `${dir}: unsupported imageLayoutVersion ${ok.data.imageLayoutVersion}`,
+      )
     }
     return new Store(dir)
   }
   if (!o.create) {
-    throw new CofferError('ERR_OCI_LAYOUT_NOT_FOUND', `${dir} is not an OCI image layout (no oci-layout file)`)
+    throw new CofferError(
+      'ERR_OCI_LAYOUT_NOT_FOUND',
+      `${dir} is not an OCI image layout (no oci-layout file)`,
+    )
   }
   const entries = await readdir(dir).catch((err: NodeJS.ErrnoException) => {
     if (err.code === 'ENOENT') return []
@@ -89,14 +96,21 @@ export async function openLayout(dir: string, o: { create?: boolean } = {}): Pro
     )
   }
   await mkdir(join(dir, 'blobs', 'sha256'), { recursive: true })
-  await writeFileAtomic(join(dir, 'index.json'), JSON.stringify({ schemaVersion: 2, mediaType: MediaType.OciIndex, manifests: [] }))
+  await writeFileAtomic(
+    join(dir, 'index.json'),
+    JSON.stringify({ schemaVersion: 2, mediaType: MediaType.OciIndex, manifests: [] }),
+  )
   // oci-layout last: its presence marks a complete layout.
   await writeFileAtomic(join(dir, 'oci-layout'), JSON.stringify({ imageLayoutVersion: LAYOUT_VERSION }))
   return new Store(dir)
 }
 
 function layoutError(dir: string, cause: unknown): CofferError {
-  return new CofferError('ERR_OCI_LAYOUT_INVALID', `cannot read OCI layout ${dir}: ${(cause as Error).message}`, { cause })
+  return new CofferError(
+    'ERR_OCI_LAYOUT_INVALID',
+    `cannot read OCI layout ${dir}: ${(cause as Error).message}`,
+    { cause },
+  )
 }
 
 class Store implements LayoutStore {
@@ -109,7 +123,12 @@ class Store implements LayoutStore {
   async readIndex(): Promise<Index> {
     let bytes: Buffer
     try {
-      bytes = await readAllLimited(createReadStream(this.indexPath), MAX_LAYOUT_INDEX_BYTES, `${this.indexPath}`, 'ERR_OCI_MANIFEST_TOO_LARGE')
+      bytes = await readAllLimited(
+        createReadStream(this.indexPath),
+        MAX_LAYOUT_INDEX_BYTES,
+        `${this.indexPath}`,
+        'ERR_OCI_MANIFEST_TOO_LARGE',
+      )
     } catch (err) {
       if ((err as NodeJS.ErrnoException).code === 'ENOENT') {
         throw new CofferError('ERR_OCI_LAYOUT_INVALID', `${this.dir} has no index.json`)
@@ -123,7 +142,8 @@ class Store implements LayoutStore {
       throw new CofferError('ERR_OCI_LAYOUT_INVALID', `${this.indexPath} is not valid JSON`, { cause })
     }
     const parsed = indexSchema.safeParse(json)
-    if (!parsed.success) throw new CofferError('ERR_OCI_LAYOUT_INVALID', `${this.indexPath}: ${describeIssues(parsed.error)}`)
+    if (!parsed.success)
+      throw new CofferError('ERR_OCI_LAYOUT_INVALID', `${this.indexPath}: ${describeIssues(parsed.error)}`)
     return parsed.data
   }
 
@@ -140,7 +160,11 @@ class Store implements LayoutStore {
     }
     const found = manifests.filter((m) => m.annotations?.[REF_NAME_ANNOTATION] === tag)
     if (found.length === 1) return found[0]!
-    if (found.length > 1) throw new CofferError('ERR_OCI_TAG_AMBIGUOUS', `${this.dir}: tag "${tag}" names ${found.length} entries in index.json`)
+    if (found.length > 1)
+      throw new CofferError(
+        'ERR_OCI_TAG_AMBIGUOUS',
+        `${this.dir}: tag "${tag}" names ${found.length} entries in index.json`,
+      )
     throw new CofferError(
       'ERR_OCI_TAG_NOT_FOUND',
       `${this.dir} has no image tagged "${tag}" (tags: ${tagsOf(manifests).join(', ') || 'none'})`,
@@ -168,7 +192,11 @@ class Store implements LayoutStore {
     await new Promise<void>((resolve, reject) => {
       stream.once('open', () => resolve())
       stream.once('error', (err: NodeJS.ErrnoException) =>
-        reject(err.code === 'ENOENT' ? new CofferError('ERR_OCI_BLOB_NOT_FOUND', `${this.dir} has no blob ${digest}`) : err),
+        reject(
+          err.code === 'ENOENT'
+            ? new CofferError('ERR_OCI_BLOB_NOT_FOUND', `${this.dir} has no blob ${digest}`)
+            : err,
+        ),
       )
     })
     return stream
@@ -176,11 +204,22 @@ class Store implements LayoutStore {
 
   async readBlob(desc: Pick<Descriptor, 'digest' | 'size'>, limit: number): Promise<Buffer> {
     if (desc.size > limit) {
-      throw new CofferError('ERR_OCI_MANIFEST_TOO_LARGE', `blob ${desc.digest} is ${desc.size} bytes, over the ${limit}-byte limit`)
+      throw new CofferError(
+        'ERR_OCI_MANIFEST_TOO_LARGE',
+        `blob ${desc.digest} is ${desc.size} bytes, over the ${limit}-byte limit`,
+      )
     }
-    const bytes = await readAllLimited(await this.openBlob(desc.digest), limit, `blob ${desc.digest}`, 'ERR_OCI_MANIFEST_TOO_LARGE')
+    const bytes = await readAllLimited(
+      await this.openBlob(desc.digest),
+      limit,
+      `blob ${desc.digest}`,
+      'ERR_OCI_MANIFEST_TOO_LARGE',
+    )
     if (bytes.length !== desc.size) {
-      throw new CofferError('ERR_OCI_SIZE_MISMATCH', `blob ${desc.digest} has ${bytes.length} bytes, expected ${desc.size}`)
+      throw new CofferError(
+        'ERR_OCI_SIZE_MISMATCH',
+        `blob ${desc.digest} has ${bytes.length} bytes, expected ${desc.size}`,
+      )
     }
     verifyBytes(bytes, desc.digest, `blob ${desc.digest}`)
     return bytes
@@ -188,10 +227,18 @@ class Store implements LayoutStore {
 
   async readManifest(desc: Descriptor): Promise<ManifestDocument> {
     const bytes = await this.readBlob(desc, MAX_MANIFEST_BYTES)
-    return parseManifestDocument(bytes, { declaredType: desc.mediaType, expectedDigest: desc.digest, source: `manifest ${desc.digest}` })
+    return parseManifestDocument(bytes, {
+      declaredType: desc.mediaType,
+      expectedDigest: desc.digest,
+      source: `manifest ${desc.digest}`,
+    })
   }
 
-  async writeBlob(expected: Pick<Descriptor, 'digest' | 'size'>, source: Readable, o: Io = {}): Promise<void> {
+  async writeBlob(
+    expected: Pick<Descriptor, 'digest' | 'size'>,
+    source: Readable,
+    o: Io = {},
+  ): Promise<void> {
     const path = this.blobPath(expected.digest)
     await mkdir(join(path, '..'), { recursive: true })
     await streamToFileAtomic(path, source, [verifyingStream(expected.digest, expected.size)], o)
@@ -212,7 +259,9 @@ class Store implements LayoutStore {
       if (tag !== undefined) entry.annotations = { ...desc.annotations, [REF_NAME_ANNOTATION]: tag }
       // As containers/image: the tag moves to the new image; an untagged image is added once.
       const kept = index.manifests.filter((m) =>
-        tag !== undefined ? m.annotations?.[REF_NAME_ANNOTATION] !== tag : !(m.digest === desc.digest && !m.annotations?.[REF_NAME_ANNOTATION]),
+        tag !== undefined
+          ? m.annotations?.[REF_NAME_ANNOTATION] !== tag
+          : !(m.digest === desc.digest && !m.annotations?.[REF_NAME_ANNOTATION]),
       )
       return { ...index, manifests: [...kept, entry] }
     })
@@ -221,7 +270,8 @@ class Store implements LayoutStore {
   async removeTag(tag: string): Promise<void> {
     await this.updateIndex((index) => {
       const kept = index.manifests.filter((m) => m.annotations?.[REF_NAME_ANNOTATION] !== tag)
-      if (kept.length === index.manifests.length) throw new CofferError('ERR_OCI_TAG_NOT_FOUND', `${this.dir} has no image tagged "${tag}"`)
+      if (kept.length === index.manifests.length)
+        throw new CofferError('ERR_OCI_TAG_NOT_FOUND', `${this.dir} has no image tagged "${tag}"`)
       return { ...index, manifests: kept }
     })
   }
@@ -263,11 +313,15 @@ class Store implements LayoutStore {
       if (live.has(desc.digest)) return
       live.add(desc.digest)
       if ((await this.blobSize(desc.digest)) === undefined) return
-      const isManifestLike = desc.mediaType === MediaType.OciManifest || desc.mediaType === MediaType.DockerManifest ||
-        desc.mediaType === MediaType.OciIndex || desc.mediaType === MediaType.DockerManifestList
+      const isManifestLike =
+        desc.mediaType === MediaType.OciManifest ||
+        desc.mediaType === MediaType.DockerManifest ||
+        desc.mediaType === MediaType.OciIndex ||
+        desc.mediaType === MediaType.DockerManifestList
       if (!isManifestLike) return
       const doc = await this.readManifest(desc)
-      const children = doc.kind === 'index' ? doc.index.manifests : [doc.manifest.config, ...doc.manifest.layers]
+      const children =
+        doc.kind === 'index' ? doc.index.manifests : [doc.manifest.config, ...doc.manifest.layers]
       for (const child of children) await visit(child)
     }
     for (const desc of index.manifests) await visit(desc)

@@ -34,10 +34,13 @@ export function pullEndpoints(ref: DockerReference, access: RegistryAccess): Rep
   const sources = access.registriesConf
     ? pullSources(access.registriesConf, name, ref.digest !== undefined)
     : [{ endpoint: { location: ref.host, insecure: false, mirror: false }, repository: name }]
-  return sources.map((s) => ({ repository: openRepository(s.repository, s.endpoint.insecure, access), mirror: s.endpoint.mirror }))
+  return sources.map((s) => ({
+    repository: openRepository(s.repository, s.endpoint.insecure, access),
+    mirror: s.endpoint.mirror,
+  }))
 }
 
-/** The repository to push `ref` to: the origin, after any registries.conf rewrite, never a mirror. */
+/** The repository to push `ref` to: always the name as written (registries.conf rewrites and mirrors apply to pulls only; `insecure` and `blocked` still count). */
 export function pushEndpoint(ref: DockerReference, access: RegistryAccess): Repository {
   const name = `${ref.host}/${ref.repository}`
   const target = access.registriesConf

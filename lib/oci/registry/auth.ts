@@ -39,7 +39,8 @@ export class Authenticator {
 
   /** Remembers the challenge of a 401 (or a ping). Returns false when there is nothing to answer it with. */
   learn(challenges: readonly Challenge[]): boolean {
-    const usable = challenges.find((c) => c.scheme === 'bearer') ?? challenges.find((c) => c.scheme === 'basic')
+    const usable =
+      challenges.find((c) => c.scheme === 'bearer') ?? challenges.find((c) => c.scheme === 'basic')
     if (!usable) return false
     this.challenge = usable
     return true
@@ -94,7 +95,8 @@ export class Authenticator {
     } catch {
       throw this.protocolError(`its token realm "${realm}" is not a URL`)
     }
-    if (url.protocol !== 'https:' && url.protocol !== 'http:') throw this.protocolError(`its token realm "${realm}" is not http(s)`)
+    if (url.protocol !== 'https:' && url.protocol !== 'http:')
+      throw this.protocolError(`its token realm "${realm}" is not http(s)`)
     if (url.protocol === 'http:' && creds && !this.allowInsecureRealm && !isLoopbackHostname(url.hostname)) {
       // Credentials over plain HTTP to a non-local host would be readable on the wire.
       throw new CofferError(
@@ -109,7 +111,11 @@ export class Authenticator {
     if (creds && 'identityToken' in creds) {
       // OAuth2 refresh-token grant (distribution `docs/spec/auth/oauth.md`).
       method = 'POST'
-      const form = new URLSearchParams({ grant_type: 'refresh_token', refresh_token: creds.identityToken, client_id: CLIENT_ID })
+      const form = new URLSearchParams({
+        grant_type: 'refresh_token',
+        refresh_token: creds.identityToken,
+        client_id: CLIENT_ID,
+      })
       if (service) form.set('service', service)
       if (scopes.length) form.set('scope', scopes.join(' '))
       body = form.toString()
@@ -132,7 +138,8 @@ export class Authenticator {
           : `${this.host} requires authentication: give --creds USER:PASSWORD or log in (auth.json)`,
       )
     }
-    if (res.status !== 200) throw this.protocolError(`its token service ${url.origin} answered HTTP ${res.status}`)
+    if (res.status !== 200)
+      throw this.protocolError(`its token service ${url.origin} answered HTTP ${res.status}`)
     let json: unknown
     try {
       json = JSON.parse(text.toString('utf8'))
@@ -141,7 +148,8 @@ export class Authenticator {
     }
     const parsed = tokenResponseSchema.safeParse(json)
     const token = parsed.success ? (parsed.data.token ?? parsed.data.access_token) : undefined
-    if (!parsed.success || !token) throw this.protocolError(`its token service ${url.origin} answered without a token`)
+    if (!parsed.success || !token)
+      throw this.protocolError(`its token service ${url.origin} answered without a token`)
     const lifetime = Math.max(parsed.data.expires_in ?? MIN_TOKEN_LIFETIME_S, MIN_TOKEN_LIFETIME_S)
     const issued = parsed.data.issued_at ? Date.parse(parsed.data.issued_at) : NaN
     const start = Number.isFinite(issued) && issued <= Date.now() ? issued : Date.now()
@@ -156,5 +164,7 @@ export class Authenticator {
 /** 127.0.0.0/8, ::1 and localhost: traffic that never leaves the machine. */
 export function isLoopbackHostname(hostname: string): boolean {
   const h = hostname.replace(/^\[|\]$/g, '').toLowerCase()
-  return h === 'localhost' || h.endsWith('.localhost') || h === '::1' || /^127\.\d{1,3}\.\d{1,3}\.\d{1,3}$/.test(h)
+  return (
+    h === 'localhost' || h.endsWith('.localhost') || h === '::1' || /^127\.\d{1,3}\.\d{1,3}\.\d{1,3}$/.test(h)
+  )
 }

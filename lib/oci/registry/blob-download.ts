@@ -22,7 +22,12 @@ export interface DownloadDeps {
  * and answers 200 is handled by skipping what we already have. The bytes are not verified here:
  * the caller pipes them through `verifyingStream`, so a resumed download is checked whole.
  */
-export function resumableBlobStream(desc: Descriptor, offset: number, deps: DownloadDeps, o: Io = {}): Readable {
+export function resumableBlobStream(
+  desc: Descriptor,
+  offset: number,
+  deps: DownloadDeps,
+  o: Io = {},
+): Readable {
   async function* chunks(): AsyncGenerator<Buffer> {
     let position = offset
     let stalled = 0
@@ -42,7 +47,10 @@ export function resumableBlobStream(desc: Descriptor, offset: number, deps: Down
         const start = /^bytes (\d+)-/.exec(header(res, 'content-range') ?? '')?.[1]
         if (start === undefined || Number(start) !== position) {
           await discard(res)
-          throw new CofferError('ERR_REGISTRY_PROTOCOL', `${deps.host}: blob ${desc.digest} resumed at the wrong offset`)
+          throw new CofferError(
+            'ERR_REGISTRY_PROTOCOL',
+            `${deps.host}: blob ${desc.digest} resumed at the wrong offset`,
+          )
         }
       } else if (res.status === 416 && position >= desc.size) {
         await discard(res)
@@ -71,7 +79,10 @@ export function resumableBlobStream(desc: Descriptor, offset: number, deps: Down
       // A body that ended cleanly but short is a truncation too (a proxy that closed politely).
       if (position < desc.size) {
         if (++stalled > MAX_STALLED_RESUMES) {
-          throw new CofferError('ERR_REGISTRY_PROTOCOL', `${deps.host}: blob ${desc.digest} keeps ending at ${position} of ${desc.size} bytes`)
+          throw new CofferError(
+            'ERR_REGISTRY_PROTOCOL',
+            `${deps.host}: blob ${desc.digest} keeps ending at ${position} of ${desc.size} bytes`,
+          )
         }
         continue
       }

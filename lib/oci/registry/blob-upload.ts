@@ -38,7 +38,10 @@ export async function uploadBlob(
   o: Io & UploadOptions = {},
 ): Promise<void> {
   if (o.chunkSize !== undefined && (o.chunkSize < MIN_CHUNK_SIZE || o.chunkSize > MAX_CHUNK_SIZE)) {
-    throw new CofferError('ERR_INVALID_ARGUMENT', `upload chunk size must be between ${MIN_CHUNK_SIZE} and ${MAX_CHUNK_SIZE} bytes`)
+    throw new CofferError(
+      'ERR_INVALID_ARGUMENT',
+      `upload chunk size must be between ${MIN_CHUNK_SIZE} and ${MAX_CHUNK_SIZE} bytes`,
+    )
   }
   let lastError: unknown
   for (let session = 0; session < MAX_SESSIONS; session++) {
@@ -54,7 +57,10 @@ export async function uploadBlob(
     }
   }
   throw lastError instanceof SessionLost
-    ? new CofferError('ERR_REGISTRY_PROTOCOL', `${repo.registry.host}/${repo.name}: the upload of ${desc.digest} kept failing`)
+    ? new CofferError(
+        'ERR_REGISTRY_PROTOCOL',
+        `${repo.registry.host}/${repo.name}: the upload of ${desc.digest} kept failing`,
+      )
     : lastError
 }
 
@@ -113,7 +119,13 @@ async function uploadInSession(
       offset += length
       stalled = 0
     } catch (err) {
-      if (err instanceof SessionLost || !isRetryableNetworkError(err) || o.signal?.aborted || ++stalled > MAX_STALLED_RESUMES) throw err
+      if (
+        err instanceof SessionLost ||
+        !isRetryableNetworkError(err) ||
+        o.signal?.aborted ||
+        ++stalled > MAX_STALLED_RESUMES
+      )
+        throw err
       await repo.registry.pause(stalled, o)
       ;({ offset, location } = await uploadStatus(repo, location, base, o))
     }
@@ -150,7 +162,12 @@ async function finish(
 }
 
 /** `GET <location>`: how much the registry kept (`Range: 0-<last>`), and where to go on. */
-async function uploadStatus(repo: Repository, location: URL, base: URL, o: Io): Promise<{ offset: number; location: URL }> {
+async function uploadStatus(
+  repo: Repository,
+  location: URL,
+  base: URL,
+  o: Io,
+): Promise<{ offset: number; location: URL }> {
   const res = await repo.registry.request({ method: 'GET', path: location, scopes: repo.pushScopes, ...o })
   await discard(res)
   if (res.status === 404) throw new SessionLost()
@@ -165,7 +182,8 @@ async function uploadStatus(repo: Repository, location: URL, base: URL, o: Io): 
 /** Upload locations may be relative or absolute; never built by us (distribution-spec). */
 function locationOf(value: string | string[] | undefined, base: URL, repo: Repository): URL {
   const v = Array.isArray(value) ? value[0] : value
-  if (!v) throw new CofferError('ERR_REGISTRY_PROTOCOL', `${repo.registry.host}: an upload answer had no Location`)
+  if (!v)
+    throw new CofferError('ERR_REGISTRY_PROTOCOL', `${repo.registry.host}: an upload answer had no Location`)
   return new URL(v, base)
 }
 
@@ -186,7 +204,11 @@ function exactly(source: Readable, length: number, desc: Descriptor): Readable {
         left -= chunk.length
         yield chunk
       }
-      if (left > 0) throw new CofferError('ERR_OCI_SIZE_MISMATCH', `blob ${desc.digest} ended ${left} bytes short of ${desc.size}`)
+      if (left > 0)
+        throw new CofferError(
+          'ERR_OCI_SIZE_MISMATCH',
+          `blob ${desc.digest} ended ${left} bytes short of ${desc.size}`,
+        )
     } finally {
       source.destroy()
     }

@@ -52,10 +52,16 @@ export function createHttpTransport(o: HttpTransportOptions): HttpTransport {
         ...(body !== undefined ? { body } : {}),
         ...(req.signal ? { signal: req.signal } : {}),
       }).catch((err: unknown) => {
-        if (typeof req.body === 'function' && body && typeof body === 'object' && 'destroy' in body) body.destroy()
+        if (typeof req.body === 'function' && body && typeof body === 'object' && 'destroy' in body)
+          body.destroy()
         throw err
       })
-      return { status: res.statusCode, headers: res.headers, body: res.body as unknown as Readable, url: req.url }
+      return {
+        status: res.statusCode,
+        headers: res.headers,
+        body: res.body as unknown as Readable,
+        url: req.url,
+      }
     },
     close: () => agent.close(),
   }
@@ -82,10 +88,18 @@ export function networkError(host: string, err: unknown): CofferError {
   const code = (err as { code?: string }).code ?? ''
   const msg = (err as Error).message ?? String(err)
   if (/CERT|SSL|TLS|self[- ]signed|certificate/i.test(code + msg)) {
-    return new CofferError('ERR_REGISTRY_TLS', `TLS with ${host} failed: ${msg} (use --tls-verify=false for a registry without a trusted certificate)`, { cause: err })
+    return new CofferError(
+      'ERR_REGISTRY_TLS',
+      `TLS with ${host} failed: ${msg} (use --tls-verify=false for a registry without a trusted certificate)`,
+      { cause: err },
+    )
   }
   if ((err as Error).name === 'AbortError' || code === 'ABORT_ERR') {
     return new CofferError('ERR_CANCELED', 'operation canceled', { cause: err })
   }
-  return new CofferError('ERR_REGISTRY_UNREACHABLE', `cannot reach registry ${host}: ${code ? `${code} ` : ''}${msg}`, { cause: err })
+  return new CofferError(
+    'ERR_REGISTRY_UNREACHABLE',
+    `cannot reach registry ${host}: ${code ? `${code} ` : ''}${msg}`,
+    { cause: err },
+  )
 }

@@ -15,7 +15,10 @@ import { referrersTag, type Repository } from './repository.js'
  * another repository of the same registry, else uploaded. The top-level manifest is PUT only at
  * `commit`, so the tag moves last.
  */
-export function openRegistryDestination(ref: DockerReference, access: RegistryAccess & UploadOptions): ImageDestination {
+export function openRegistryDestination(
+  ref: DockerReference,
+  access: RegistryAccess & UploadOptions,
+): ImageDestination {
   return new RegistryDestination(ref, pushEndpoint(ref, access), access.chunkSize)
 }
 
@@ -55,7 +58,10 @@ class RegistryDestination implements ImageDestination {
     this.order.manifestWritten(doc, o.top ?? false)
     if (o.top) {
       if (this.ref.digest && this.ref.digest !== doc.digest) {
-        throw new CofferError('ERR_INVALID_ARGUMENT', `${this.name} names digest ${this.ref.digest}, but the image being written is ${doc.digest}`)
+        throw new CofferError(
+          'ERR_INVALID_ARGUMENT',
+          `${this.name} names digest ${this.ref.digest}, but the image being written is ${doc.digest}`,
+        )
       }
       return // written at commit
     }
@@ -88,7 +94,8 @@ class RegistryDestination implements ImageDestination {
     }
     if (index.manifests.some((m) => m.digest === doc.digest)) return
     const body = doc.kind === 'manifest' ? doc.manifest : doc.index
-    const artifactType = body.artifactType ?? (doc.kind === 'manifest' ? doc.manifest.config.mediaType : undefined)
+    const artifactType =
+      body.artifactType ?? (doc.kind === 'manifest' ? doc.manifest.config.mediaType : undefined)
     const entry: Descriptor = {
       mediaType: doc.mediaType,
       digest: doc.digest,
@@ -97,7 +104,10 @@ class RegistryDestination implements ImageDestination {
       ...(body.annotations ? { annotations: body.annotations } : {}),
     }
     const bytes = Buffer.from(JSON.stringify({ ...index, manifests: [...index.manifests, entry] }))
-    const next = parseManifestDocument(bytes, { declaredType: MediaType.OciIndex, expectedDigest: digestOf(bytes) })
+    const next = parseManifestDocument(bytes, {
+      declaredType: MediaType.OciIndex,
+      expectedDigest: digestOf(bytes),
+    })
     await this.repo.putManifest(tag, next, o)
   }
 

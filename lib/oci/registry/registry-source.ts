@@ -14,7 +14,11 @@ import type { Repository } from './repository.js'
  * that has it (mirrors first); that endpoint then serves every other manifest and blob, and the
  * tag is resolved once, so a tag moved during the copy cannot mix two images.
  */
-export async function openRegistrySource(ref: DockerReference, access: RegistryAccess, o: Io = {}): Promise<ImageSource> {
+export async function openRegistrySource(
+  ref: DockerReference,
+  access: RegistryAccess,
+  o: Io = {},
+): Promise<ImageSource> {
   const endpoints = pullEndpoints(ref, access)
   const name = `docker://${formatDockerReference(ref)}`
   const errors: string[] = []
@@ -27,7 +31,9 @@ export async function openRegistrySource(ref: DockerReference, access: RegistryA
       if (last || !endpoint.mirror || (err instanceof CofferError && err.code === 'ERR_CANCELED')) {
         await closeAll(endpoints)
         if (errors.length && err instanceof CofferError) {
-          throw new CofferError(err.code, `${err.message} (mirrors tried first: ${errors.join('; ')})`, { cause: err })
+          throw new CofferError(err.code, `${err.message} (mirrors tried first: ${errors.join('; ')})`, {
+            cause: err,
+          })
         }
         throw err
       }
@@ -63,7 +69,11 @@ class RegistrySource implements ImageSource {
   }
 
   async getBlobBytes(desc: Descriptor, limit: number, o: Io = {}): Promise<Buffer> {
-    if (desc.size > limit) throw new CofferError('ERR_TOO_LARGE', `blob ${desc.digest} is ${desc.size} bytes, over the ${limit}-byte limit`)
+    if (desc.size > limit)
+      throw new CofferError(
+        'ERR_TOO_LARGE',
+        `blob ${desc.digest} is ${desc.size} bytes, over the ${limit}-byte limit`,
+      )
     const bytes = await readAllLimited(this.repo.openBlob(desc, o), limit, `blob ${desc.digest}`)
     verifyBytes(bytes, desc.digest, `blob ${desc.digest}`)
     return bytes

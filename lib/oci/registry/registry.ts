@@ -4,8 +4,23 @@ import { MAX_REGISTRY_ERROR_BYTES } from '../../util/limits.js'
 import { Authenticator, isLoopbackHostname } from './auth.js'
 import { parseChallenges } from './challenge.js'
 import type { Credentials } from './credentials.js'
-import { createHttpTransport, discard, header, networkError, type HttpRequest, type HttpResponse, type HttpTransport } from './http.js'
-import { backoffDelay, DEFAULT_RETRY, isRetryableNetworkError, isRetryableStatus, waitFor, type RetryPolicy } from './retry.js'
+import {
+  createHttpTransport,
+  discard,
+  header,
+  networkError,
+  type HttpRequest,
+  type HttpResponse,
+  type HttpTransport,
+} from './http.js'
+import {
+  backoffDelay,
+  DEFAULT_RETRY,
+  isRetryableNetworkError,
+  isRetryableStatus,
+  waitFor,
+  type RetryPolicy,
+} from './retry.js'
 
 export interface RegistryOptions {
   /** Verify TLS certificates; false also allows falling back to plain HTTP (skopeo `--tls-verify=false`). */
@@ -74,11 +89,19 @@ export class Registry {
         await discard(res)
         if (res.status === 401) this.auth.learn(parseChallenges(res.headers['www-authenticate']))
         else if (res.status !== 200) {
-          throw new CofferError('ERR_REGISTRY_PROTOCOL', `${this.host} is not an OCI registry: GET /v2/ answered HTTP ${res.status}`)
+          throw new CofferError(
+            'ERR_REGISTRY_PROTOCOL',
+            `${this.host} is not an OCI registry: GET /v2/ answered HTTP ${res.status}`,
+          )
         }
         return base
       } catch (err) {
-        if (err instanceof CofferError && err.code !== 'ERR_REGISTRY_UNREACHABLE' && err.code !== 'ERR_REGISTRY_TLS') throw err
+        if (
+          err instanceof CofferError &&
+          err.code !== 'ERR_REGISTRY_UNREACHABLE' &&
+          err.code !== 'ERR_REGISTRY_TLS'
+        )
+          throw err
         firstError ??= err
       }
     }
@@ -94,7 +117,7 @@ export class Registry {
     let url = typeof req.path === 'string' ? new URL(req.path, base) : req.path
     let scopes = req.scopes
     let answeredChallenge = false
-    for (let redirects = 0; ; ) {
+    for (let redirects = 0; ;) {
       const sameOrigin = url.origin === base.origin
       const authorization = sameOrigin ? await this.auth.authorization(scopes, req) : undefined
       const headers = { ...req.headers, ...(authorization ? { authorization } : {}) }
@@ -115,11 +138,21 @@ export class Registry {
         if (wanted) scopes = [...new Set([...scopes, ...wanted.split(' ')])]
         continue
       }
-      if ((res.status === 301 || res.status === 302 || res.status === 303 || res.status === 307 || res.status === 308) && (req.method === 'GET' || req.method === 'HEAD')) {
+      if (
+        (res.status === 301 ||
+          res.status === 302 ||
+          res.status === 303 ||
+          res.status === 307 ||
+          res.status === 308) &&
+        (req.method === 'GET' || req.method === 'HEAD')
+      ) {
         const location = header(res, 'location')
         await discard(res)
         if (!location || ++redirects > MAX_REDIRECTS) {
-          throw new CofferError('ERR_REGISTRY_PROTOCOL', `${this.host}: too many or empty redirects for ${url.pathname}`)
+          throw new CofferError(
+            'ERR_REGISTRY_PROTOCOL',
+            `${this.host}: too many or empty redirects for ${url.pathname}`,
+          )
         }
         url = new URL(location, url)
         continue
@@ -149,7 +182,12 @@ export class Registry {
     }
   }
 
-  private async backoff(req: HttpRequest, attempt: number, retryAfter: string | undefined, reason: string): Promise<void> {
+  private async backoff(
+    req: HttpRequest,
+    attempt: number,
+    retryAfter: string | undefined,
+    reason: string,
+  ): Promise<void> {
     const delayMs = backoffDelay(this.retry, attempt, retryAfter)
     this.o.onRetry?.({ url: req.url.toString(), attempt: attempt + 1, delayMs, reason })
     await waitFor(delayMs, req.signal)
@@ -166,7 +204,9 @@ export class Registry {
 
   /** Turns an unexpected answer into a coded error carrying the registry's own error codes. */
   async fail(res: HttpResponse, what: string): Promise<CofferError> {
-    const body = await readAllLimited(res.body, MAX_REGISTRY_ERROR_BYTES, 'error body').catch(() => Buffer.alloc(0))
+    const body = await readAllLimited(res.body, MAX_REGISTRY_ERROR_BYTES, 'error body').catch(() =>
+      Buffer.alloc(0),
+    )
     let detail = ''
     try {
       const parsed = JSON.parse(body.toString('utf8')) as { errors?: { code?: unknown; message?: unknown }[] }

@@ -47,13 +47,22 @@ export class Repository {
       await discard(res)
       throw new CofferError('ERR_REGISTRY_NOT_FOUND', `manifest ${reference} not found in ${this.where}`)
     }
-    if (res.status !== 200) throw await this.registry.fail(res, `fetching manifest ${reference} from ${this.where}`)
+    if (res.status !== 200)
+      throw await this.registry.fail(res, `fetching manifest ${reference} from ${this.where}`)
     const length = Number(header(res, 'content-length') ?? NaN)
     if (length > MAX_MANIFEST_BYTES) {
       res.body.destroy()
-      throw new CofferError('ERR_OCI_MANIFEST_TOO_LARGE', `manifest ${reference} in ${this.where} is ${length} bytes, over the ${MAX_MANIFEST_BYTES}-byte limit`)
+      throw new CofferError(
+        'ERR_OCI_MANIFEST_TOO_LARGE',
+        `manifest ${reference} in ${this.where} is ${length} bytes, over the ${MAX_MANIFEST_BYTES}-byte limit`,
+      )
     }
-    const bytes = await readAllLimited(res.body, MAX_MANIFEST_BYTES, `manifest ${reference} in ${this.where}`, 'ERR_OCI_MANIFEST_TOO_LARGE')
+    const bytes = await readAllLimited(
+      res.body,
+      MAX_MANIFEST_BYTES,
+      `manifest ${reference} in ${this.where}`,
+      'ERR_OCI_MANIFEST_TOO_LARGE',
+    )
     const expectedDigest = isDigest(reference) ? reference : undefined
     const doc = parseManifestDocument(bytes, {
       declaredType: header(res, 'content-type'),
@@ -62,8 +71,17 @@ export class Repository {
     })
     // A registry that names a different digest than the bytes it sent is lying about one of them.
     const claimed = header(res, 'docker-content-digest')
-    if (claimed && isDigest(claimed) && parseDigest(claimed).algorithm === 'sha256' && doc.digest.startsWith('sha256:') && claimed !== doc.digest) {
-      throw new CofferError('ERR_OCI_DIGEST_MISMATCH', `manifest ${reference} in ${this.where}: the registry says ${claimed} but the content is ${doc.digest}`)
+    if (
+      claimed &&
+      isDigest(claimed) &&
+      parseDigest(claimed).algorithm === 'sha256' &&
+      doc.digest.startsWith('sha256:') &&
+      claimed !== doc.digest
+    ) {
+      throw new CofferError(
+        'ERR_OCI_DIGEST_MISMATCH',
+        `manifest ${reference} in ${this.where}: the registry says ${claimed} but the content is ${doc.digest}`,
+      )
     }
     return doc
   }
@@ -79,7 +97,8 @@ export class Repository {
     })
     await discard(res)
     if (res.status === 404) return undefined
-    if (res.status !== 200) throw await this.registry.fail(res, `checking manifest ${reference} in ${this.where}`)
+    if (res.status !== 200)
+      throw await this.registry.fail(res, `checking manifest ${reference} in ${this.where}`)
     const digest = header(res, 'docker-content-digest')
     const size = Number(header(res, 'content-length'))
     if (!digest || !isDigest(digest) || !Number.isSafeInteger(size)) return undefined
@@ -90,7 +109,11 @@ export class Repository {
    * PUT a manifest under a tag or its digest. Returns the response headers that matter:
    * `OCI-Subject` tells whether the registry indexed a `subject` for the referrers API.
    */
-  async putManifest(reference: string, doc: ManifestDocument, o: Io = {}): Promise<{ subjectIndexed: boolean }> {
+  async putManifest(
+    reference: string,
+    doc: ManifestDocument,
+    o: Io = {},
+  ): Promise<{ subjectIndexed: boolean }> {
     const res = await this.registry.request({
       method: 'PUT',
       path: `/v2/${this.name}/manifests/${reference}`,
@@ -99,27 +122,43 @@ export class Repository {
       scopes: this.pushScopes,
       ...o,
     })
-    if (res.status !== 201 && res.status !== 200) throw await this.registry.fail(res, `pushing manifest ${reference} to ${this.where}`)
+    if (res.status !== 201 && res.status !== 200)
+      throw await this.registry.fail(res, `pushing manifest ${reference} to ${this.where}`)
     await discard(res)
     const stored = header(res, 'docker-content-digest')
     if (stored && stored !== doc.digest && stored.startsWith('sha256:') && doc.digest.startsWith('sha256:')) {
-      throw new CofferError('ERR_OCI_DIGEST_MISMATCH', `${this.where} stored manifest ${reference} as ${stored}, not ${doc.digest}`)
+      throw new CofferError(
+        'ERR_OCI_DIGEST_MISMATCH',
+        `${this.where} stored manifest ${reference} as ${stored}, not ${doc.digest}`,
+      )
     }
     return { subjectIndexed: header(res, 'oci-subject') !== undefined }
   }
 
   async deleteManifest(digest: Digest, o: Io = {}): Promise<void> {
-    const res = await this.registry.request({ method: 'DELETE', path: `/v2/${this.name}/manifests/${digest}`, scopes: [`repository:${this.name}:delete`, ...this.pushScopes], ...o })
-    if (res.status !== 202 && res.status !== 200) throw await this.registry.fail(res, `deleting manifest ${digest} in ${this.where}`)
+    const res = await this.registry.request({
+      method: 'DELETE',
+      path: `/v2/${this.name}/manifests/${digest}`,
+      scopes: [`repository:${this.name}:delete`, ...this.pushScopes],
+      ...o,
+    })
+    if (res.status !== 202 && res.status !== 200)
+      throw await this.registry.fail(res, `deleting manifest ${digest} in ${this.where}`)
     await discard(res)
   }
 
   /** HEAD a blob; a size that differs from the descriptor's counts as absent. */
   async hasBlob(desc: Pick<Descriptor, 'digest' | 'size'>, o: Io = {}): Promise<boolean> {
-    const res = await this.registry.request({ method: 'HEAD', path: `/v2/${this.name}/blobs/${desc.digest}`, scopes: [this.pullScope], ...o })
+    const res = await this.registry.request({
+      method: 'HEAD',
+      path: `/v2/${this.name}/blobs/${desc.digest}`,
+      scopes: [this.pullScope],
+      ...o,
+    })
     await discard(res)
     if (res.status === 404) return false
-    if (res.status !== 200) throw await this.registry.fail(res, `checking blob ${desc.digest} in ${this.where}`)
+    if (res.status !== 200)
+      throw await this.registry.fail(res, `checking blob ${desc.digest} in ${this.where}`)
     const length = header(res, 'content-length')
     return length === undefined || Number(length) === desc.size
   }
@@ -153,7 +192,11 @@ export class Repository {
   }
 
   /** Uploads a blob (see `blob-upload.ts`); the registry checks the digest before accepting it. */
-  uploadBlob(desc: Descriptor, open: (offset: number) => Promise<Readable>, o: Io & UploadOptions = {}): Promise<void> {
+  uploadBlob(
+    desc: Descriptor,
+    open: (offset: number) => Promise<Readable>,
+    o: Io & UploadOptions = {},
+  ): Promise<void> {
     return uploadBlob(this, desc, open, o)
   }
 
@@ -175,7 +218,14 @@ export class Repository {
     if (res.status === 201) return true
     const location = header(res, 'location')
     if (res.status === 202 && location) {
-      const cancel = await this.registry.request({ method: 'DELETE', path: new URL(location, await this.registry.baseUrl()), scopes: this.pushScopes, ...o }).catch(() => undefined)
+      const cancel = await this.registry
+        .request({
+          method: 'DELETE',
+          path: new URL(location, await this.registry.baseUrl()),
+          scopes: this.pushScopes,
+          ...o,
+        })
+        .catch(() => undefined)
       if (cancel) await discard(cancel)
     }
     return false
@@ -186,7 +236,12 @@ export class Repository {
     const tags: string[] = []
     let path: string | URL = `/v2/${this.name}/tags/list?n=1000`
     for (let page = 0; page < 10_000; page++) {
-      const res: HttpResponse = await this.registry.request({ method: 'GET', path, scopes: [this.pullScope], ...o })
+      const res: HttpResponse = await this.registry.request({
+        method: 'GET',
+        path,
+        scopes: [this.pullScope],
+        ...o,
+      })
       if (res.status === 404) {
         await discard(res)
         throw new CofferError('ERR_REGISTRY_NOT_FOUND', `repository ${this.where} not found`)
@@ -221,15 +276,31 @@ export class Repository {
     const query = o.artifactType ? `?${new URLSearchParams({ artifactType: o.artifactType })}` : ''
     let path: string | URL = `/v2/${this.name}/referrers/${digest}${query}`
     for (let page = 0; page < 1000; page++) {
-      const res: HttpResponse = await this.registry.request({ method: 'GET', path, headers: { accept: MediaType.OciIndex }, scopes: [this.pullScope], ...o })
+      const res: HttpResponse = await this.registry.request({
+        method: 'GET',
+        path,
+        headers: { accept: MediaType.OciIndex },
+        scopes: [this.pullScope],
+        ...o,
+      })
       if (res.status === 404 && page === 0) {
         await discard(res)
         return this.referrersFromFallbackTag(digest, o)
       }
-      if (res.status !== 200) throw await this.registry.fail(res, `listing referrers of ${digest} in ${this.where}`)
-      const body = await readAllLimited(res.body, MAX_MANIFEST_BYTES, `referrers of ${digest}`, 'ERR_OCI_MANIFEST_TOO_LARGE')
+      if (res.status !== 200)
+        throw await this.registry.fail(res, `listing referrers of ${digest} in ${this.where}`)
+      const body = await readAllLimited(
+        res.body,
+        MAX_MANIFEST_BYTES,
+        `referrers of ${digest}`,
+        'ERR_OCI_MANIFEST_TOO_LARGE',
+      )
       const parsed = indexSchema.safeParse(safeJson(body))
-      if (!parsed.success) throw new CofferError('ERR_REGISTRY_PROTOCOL', `${this.where}: bad referrers index: ${describeIssues(parsed.error)}`)
+      if (!parsed.success)
+        throw new CofferError(
+          'ERR_REGISTRY_PROTOCOL',
+          `${this.where}: bad referrers index: ${describeIssues(parsed.error)}`,
+        )
       out.push(...filterByArtifactType(parsed.data.manifests, o.artifactType))
       const next = nextLink(header(res, 'link'))
       if (!next) return out
@@ -238,7 +309,10 @@ export class Repository {
     return out
   }
 
-  private async referrersFromFallbackTag(digest: Digest, o: Io & { artifactType?: string }): Promise<Descriptor[]> {
+  private async referrersFromFallbackTag(
+    digest: Digest,
+    o: Io & { artifactType?: string },
+  ): Promise<Descriptor[]> {
     try {
       const doc = await this.getManifest(referrersTag(digest), o)
       return doc.kind === 'index' ? filterByArtifactType(doc.index.manifests, o.artifactType) : []

@@ -11,11 +11,18 @@ export interface RetryPolicy {
   readonly maxRetryAfterMs: number
 }
 
-export const DEFAULT_RETRY: RetryPolicy = { attempts: 5, baseDelayMs: 200, maxDelayMs: 10_000, maxRetryAfterMs: 60_000 }
+export const DEFAULT_RETRY: RetryPolicy = {
+  attempts: 5,
+  baseDelayMs: 200,
+  maxDelayMs: 10_000,
+  maxRetryAfterMs: 60_000,
+}
 
 /** HTTP statuses worth another try: timeouts, rate limits, gateway and server hiccups. */
 export function isRetryableStatus(status: number): boolean {
-  return status === 408 || status === 429 || status === 500 || status === 502 || status === 503 || status === 504
+  return (
+    status === 408 || status === 429 || status === 500 || status === 502 || status === 503 || status === 504
+  )
 }
 
 const RETRYABLE_CODES = new Set([
@@ -36,7 +43,11 @@ const RETRYABLE_CODES = new Set([
 
 /** A dropped or timed-out connection (also when wrapped in `cause`), not a protocol answer. */
 export function isRetryableNetworkError(err: unknown): boolean {
-  for (let e = err as { code?: unknown; cause?: unknown; message?: unknown } | undefined, depth = 0; e && depth < 5; depth++) {
+  for (
+    let e = err as { code?: unknown; cause?: unknown; message?: unknown } | undefined, depth = 0;
+    e && depth < 5;
+    depth++
+  ) {
     if (typeof e.code === 'string' && RETRYABLE_CODES.has(e.code)) return true
     if (e.message === 'terminated' || e.message === 'other side closed') return true
     e = e.cause as typeof e

@@ -4,8 +4,17 @@ import { parseManifestDocument } from '../../../lib/oci/manifest.js'
 import { MediaType } from '../../../lib/oci/media-types.js'
 import { MAX_MANIFEST_BYTES } from '../../../lib/util/limits.js'
 
-const desc = (n: number) => ({ mediaType: MediaType.OciLayerGzip, digest: `sha256:${String(n).repeat(64).slice(0, 64)}`, size: 10 })
-const manifest = { schemaVersion: 2, mediaType: MediaType.OciManifest, config: { ...desc(1), mediaType: MediaType.OciConfig }, layers: [desc(2)] }
+const desc = (n: number) => ({
+  mediaType: MediaType.OciLayerGzip,
+  digest: `sha256:${String(n).repeat(64).slice(0, 64)}`,
+  size: 10,
+})
+const manifest = {
+  schemaVersion: 2,
+  mediaType: MediaType.OciManifest,
+  config: { ...desc(1), mediaType: MediaType.OciConfig },
+  layers: [desc(2)],
+}
 const bytes = (v: unknown) => Buffer.from(JSON.stringify(v))
 
 describe('parseManifestDocument', () => {
@@ -26,17 +35,52 @@ describe('parseManifestDocument', () => {
   })
 
   it.each([
-    ['schema 1 body', bytes({ schemaVersion: 1, name: 'a', tag: 'b', fsLayers: [] }), {}, 'ERR_OCI_SCHEMA1_UNSUPPORTED'],
-    ['schema 1 content type', bytes({}), { declaredType: MediaType.DockerSchema1Signed }, 'ERR_OCI_SCHEMA1_UNSUPPORTED'],
-    ['unknown media type', bytes({ ...manifest, mediaType: 'application/vnd.example+json' }), {}, 'ERR_OCI_MEDIA_TYPE_UNKNOWN'],
+    [
+      'schema 1 body',
+      bytes({ schemaVersion: 1, name: 'a', tag: 'b', fsLayers: [] }),
+      {},
+      'ERR_OCI_SCHEMA1_UNSUPPORTED',
+    ],
+    [
+      'schema 1 content type',
+      bytes({}),
+      { declaredType: MediaType.DockerSchema1Signed },
+      'ERR_OCI_SCHEMA1_UNSUPPORTED',
+    ],
+    [
+      'unknown media type',
+      bytes({ ...manifest, mediaType: 'application/vnd.example+json' }),
+      {},
+      'ERR_OCI_MEDIA_TYPE_UNKNOWN',
+    ],
     ['no recognisable shape', bytes({ schemaVersion: 2 }), {}, 'ERR_OCI_MEDIA_TYPE_UNKNOWN'],
     ['not JSON', Buffer.from('{nope'), {}, 'ERR_OCI_MANIFEST_INVALID'],
     ['JSON array', bytes([1]), {}, 'ERR_OCI_MANIFEST_INVALID'],
     ['layers not an array', bytes({ ...manifest, layers: {} }), {}, 'ERR_OCI_MANIFEST_INVALID'],
-    ['negative size', bytes({ ...manifest, layers: [{ ...desc(2), size: -1 }] }), {}, 'ERR_OCI_MANIFEST_INVALID'],
-    ['bad digest', bytes({ ...manifest, layers: [{ ...desc(2), digest: 'sha256:xyz' }] }), {}, 'ERR_OCI_MANIFEST_INVALID'],
-    ['type contradicts descriptor', bytes(manifest), { declaredType: MediaType.DockerManifest }, 'ERR_OCI_MANIFEST_INVALID'],
-    ['digest mismatch', bytes(manifest), { expectedDigest: `sha256:${'0'.repeat(64)}` as const }, 'ERR_OCI_DIGEST_MISMATCH'],
+    [
+      'negative size',
+      bytes({ ...manifest, layers: [{ ...desc(2), size: -1 }] }),
+      {},
+      'ERR_OCI_MANIFEST_INVALID',
+    ],
+    [
+      'bad digest',
+      bytes({ ...manifest, layers: [{ ...desc(2), digest: 'sha256:xyz' }] }),
+      {},
+      'ERR_OCI_MANIFEST_INVALID',
+    ],
+    [
+      'type contradicts descriptor',
+      bytes(manifest),
+      { declaredType: MediaType.DockerManifest },
+      'ERR_OCI_MANIFEST_INVALID',
+    ],
+    [
+      'digest mismatch',
+      bytes(manifest),
+      { expectedDigest: `sha256:${'0'.repeat(64)}` as const },
+      'ERR_OCI_DIGEST_MISMATCH',
+    ],
     ['over 4 MiB', Buffer.alloc(MAX_MANIFEST_BYTES + 1, 32), {}, 'ERR_OCI_MANIFEST_TOO_LARGE'],
   ])('%s → %s', (_name, b, o, code) => {
     expect(() => parseManifestDocument(b, o)).toThrow(expect.objectContaining({ code }))
@@ -50,6 +94,9 @@ describe('parseManifestDocument', () => {
   })
 
   it('takes charset parameters on Content-Type in stride', () => {
-    expect(parseManifestDocument(bytes(manifest), { declaredType: `${MediaType.OciManifest}; charset=utf-8` }).kind).toBe('manifest')
+    expect(
+      parseManifestDocument(bytes(manifest), { declaredType: `${MediaType.OciManifest}; charset=utf-8` })
+        .kind,
+    ).toBe('manifest')
   })
 })

@@ -49,15 +49,32 @@ describe('platforms', () => {
   })
 
   it('takes the first of equal matches, never unknown/unknown, and a platform-less entry last', () => {
-    const dup = [entry(7, { os: 'linux', architecture: 'amd64' }), entry(8, { os: 'linux', architecture: 'amd64' })]
+    const dup = [
+      entry(7, { os: 'linux', architecture: 'amd64' }),
+      entry(8, { os: 'linux', architecture: 'amd64' }),
+    ]
     expect(selectManifest(dup, parsePlatform('linux/amd64'))?.digest).toBe(entry(7).digest)
-    expect(selectManifest([entry(5, { os: 'unknown', architecture: 'unknown' })], parsePlatform('unknown/unknown/x'))).toBeUndefined()
-    expect(selectManifest([entry(9), entry(1, { os: 'linux', architecture: 'amd64' })], parsePlatform('linux/amd64'))?.digest).toBe(entry(1).digest)
+    expect(
+      selectManifest(
+        [entry(5, { os: 'unknown', architecture: 'unknown' })],
+        parsePlatform('unknown/unknown/x'),
+      ),
+    ).toBeUndefined()
+    expect(
+      selectManifest(
+        [entry(9), entry(1, { os: 'linux', architecture: 'amd64' })],
+        parsePlatform('linux/amd64'),
+      )?.digest,
+    ).toBe(entry(1).digest)
     expect(selectManifest([entry(9)], parsePlatform('linux/s390x'))?.digest).toBe(entry(9).digest)
   })
 
   it('names what the index offers when nothing matches', () => {
-    expect(() => requireManifest(index, parsePlatform('linux/s390x'), 'img')).toThrow(/offers linux\/amd64, linux\/arm\/v6/)
-    expect(() => requireManifest(index, parsePlatform('linux/s390x'), 'img')).toThrow(expect.objectContaining({ code: 'ERR_OCI_PLATFORM_NOT_FOUND' }))
+    expect(() => requireManifest(index, parsePlatform('linux/s390x'), 'img')).toThrow(
+      /offers linux\/amd64, linux\/arm\/v6/,
+    )
+    expect(() => requireManifest(index, parsePlatform('linux/s390x'), 'img')).toThrow(
+      expect.objectContaining({ code: 'ERR_OCI_PLATFORM_NOT_FOUND' }),
+    )
   })
 })

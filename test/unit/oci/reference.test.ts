@@ -57,7 +57,13 @@ describe('parseDockerReference', () => {
 
   it('round-trips through its canonical form', () => {
     const component = fc.stringMatching(/^[a-z0-9]{1,8}(?:[._-][a-z0-9]{1,8}){0,2}$/)
-    const host = fc.constantFrom('docker.io', 'quay.io', 'localhost:5000', '127.0.0.1:5000', 'reg.example.com')
+    const host = fc.constantFrom(
+      'docker.io',
+      'quay.io',
+      'localhost:5000',
+      '127.0.0.1:5000',
+      'reg.example.com',
+    )
     const tag = fc.stringMatching(/^[A-Za-z0-9_][A-Za-z0-9_.-]{0,20}$/)
     fc.assert(
       fc.property(host, fc.array(component, { minLength: 1, maxLength: 3 }), tag, (h, parts, t) => {
