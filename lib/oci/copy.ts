@@ -47,7 +47,9 @@ export async function copyImage(
 ): Promise<CopyResult> {
   const stats = { blobsCopied: 0, blobsSkipped: 0, bytesCopied: 0 }
   const emit = o.onEvent ?? (() => {})
-  const top = await src.getManifest(undefined, o)
+  // Only the signal travels down; the rest of the options are the copy's own business.
+  const io: Io = o.signal ? { signal: o.signal } : {}
+  const top = await src.getManifest(undefined, io)
   emit({ type: 'manifest-resolved', digest: top.digest, mediaType: top.mediaType })
 
   let written: ManifestDocument
@@ -55,7 +57,7 @@ export async function copyImage(
     // As skopeo without --all: the destination gets the one image for the platform, not the index.
     const want = o.platform ?? hostPlatform()
     const chosen = requireManifest(top.index.manifests, want, src.name)
-    const child = await getChild(src, chosen, o)
+    const child = await getChild(src, chosen, io)
     emit({
       type: 'manifest-resolved',
       digest: child.digest,
@@ -72,7 +74,7 @@ export async function copyImage(
     written = top
   }
   await copyTree(written, true, 0)
-  await dest.commit(o)
+  await dest.commit(io)
   emit({ type: 'done', digest: written.digest, mediaType: written.mediaType })
   return { digest: written.digest, mediaType: written.mediaType, ...stats }
 
@@ -83,11 +85,11 @@ export async function copyImage(
           'ERR_OCI_MANIFEST_INVALID',
           `${src.name}: indexes nested deeper than ${MAX_INDEX_DEPTH}`,
         )
-      for (const desc of doc.index.manifests) await copyTree(await getChild(src, desc, o), false, depth + 1)
+      for (const desc of doc.index.manifests) await copyTree(await getChild(src, desc, io), false, depth + 1)
     } else {
       await copyBlobs(uniqueBlobs([doc.manifest.config, ...doc.manifest.layers]))
     }
-    await dest.putManifest(doc, { ...o, top: isTop })
+    await dest.putManifest(doc, { ...io, top: isTop })
     emit({ type: 'manifest-written', digest: doc.digest, mediaType: doc.mediaType, top: isTop })
   }
 

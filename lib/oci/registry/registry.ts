@@ -208,28 +208,32 @@ export class Registry {
       Buffer.alloc(0),
     )
     let detail = ''
+    let registryCodes: string[] = []
     try {
       const parsed = JSON.parse(body.toString('utf8')) as { errors?: { code?: unknown; message?: unknown }[] }
-      detail = (parsed.errors ?? [])
-        .slice(0, 3)
-        .map((e) => [e.code, e.message].filter((x) => typeof x === 'string' && x).join(': '))
-        .join('; ')
+      const errors = (parsed.errors ?? []).slice(0, 3)
+      registryCodes = errors.flatMap((e) => (typeof e.code === 'string' ? [e.code] : []))
+      detail = errors.map((e) => [e.code, e.message].filter((x) => typeof x === 'string' && x).join(': ')).join('; ')
     } catch {
       // Not JSON: the status says enough.
     }
     const message = `${what}: ${this.host} answered HTTP ${res.status}${detail ? ` (${detail.slice(0, 300)})` : ''}`
-    const code =
-      res.status === 401
-        ? 'ERR_REGISTRY_UNAUTHORIZED'
-        : res.status === 403
-          ? 'ERR_REGISTRY_DENIED'
-          : res.status === 404
-            ? 'ERR_REGISTRY_NOT_FOUND'
-            : res.status === 429
-              ? 'ERR_REGISTRY_RATE_LIMITED'
-              : res.status >= 500
-                ? 'ERR_REGISTRY_SERVER'
-                : 'ERR_REGISTRY_PROTOCOL'
+    // The registry's own integrity verdicts are ours too: the content did not match its digest.
+    const code = registryCodes.includes('DIGEST_INVALID')
+      ? 'ERR_OCI_DIGEST_MISMATCH'
+      : registryCodes.includes('SIZE_INVALID')
+        ? 'ERR_OCI_SIZE_MISMATCH'
+        : res.status === 401
+          ? 'ERR_REGISTRY_UNAUTHORIZED'
+          : res.status === 403
+            ? 'ERR_REGISTRY_DENIED'
+            : res.status === 404
+              ? 'ERR_REGISTRY_NOT_FOUND'
+              : res.status === 429
+                ? 'ERR_REGISTRY_RATE_LIMITED'
+                : res.status >= 500
+                  ? 'ERR_REGISTRY_SERVER'
+                  : 'ERR_REGISTRY_PROTOCOL'
     return new CofferError(code, message)
   }
 

@@ -1,0 +1,105 @@
+/** The benchmark's output: the machine it ran on, and the markdown table with the goals. */
+import { execFileSync } from 'node:child_process'
+import { readFileSync } from 'node:fs'
+import { availableParallelism, machine, release, totalmem, type } from 'node:os'
+import type { BenchImage } from './image.js'
+import type { Measurement } from './measure.js'
+
+/** The goals the table checks coffer against. */
+export const GOALS = {
+  /** coffer's median wall time at most this fraction of skopeo's. */
+  maxTimeRatio: 0.8,
+  /** coffer's peak RSS at most this many MiB. */
+  maxRssMiB: 120,
+} as const
+
+/** One direction of copy, measured for both tools. */
+export interface Row {
+  label: string
+  coffer: Measurement[]
+  skopeo: Measurement[]
+}
+
+/** What the machine and the tools are, as `key: value` lines. */
+export function describeMachine(cwd: string): [string, string][] {
+  const cpu = /^model name\s*:\s*(.*)$/m.exec(readFileSync('/proc/cpuinfo', 'utf8'))?.[1] ?? 'unknown'
+  return [
+    ['CPU', cpu],
+    ['Cores', String(availableParallelism())],
+    ['Memory', `${(totalmem() / 2 ** 30).toFixed(1)} GiB`],
+    ['Kernel', `${type()} ${release()} ${machine()}`],
+    ['Node', process.version],
+    ['skopeo', firstLine('skopeo', ['--version'])],
+    ['Registry', firstLine('docker-registry', ['--version'])],
+    ['coffer', cofferRevision(cwd)],
+    ['Date', new Date().toISOString()],
+  ]
+}
+
+/** The results table: one line per direction, medians of time, maxima of RSS. */
+export function resultsTable(rows: Row[], image: BenchImage): string {
+  const lines = [
+    '| Copy | coffer time | skopeo time | time coffer/skopeo | coffer peak RSS | skopeo peak RSS | RSS coffer/skopeo | time ≤ 0.8× skopeo | coffer RSS ≤ 120 MiB |',
+    '| --- | ---: | ---: | ---: | ---: | ---: | ---: | :---: | :---: |',
+  ]
+  for (const row of rows) {
+    const ct = median(row.coffer.map((m) => m.seconds))
+    const st = median(row.skopeo.map((m) => m.seconds))
+    const cr = Math.max(...row.coffer.map((m) => m.peakRssKiB)) / 1024
+    const sr = Math.max(...row.skopeo.map((m) => m.peakRssKiB)) / 1024
+    const throughput = (s: number): string => `${(image.totalBytes / 2 ** 20 / s).toFixed(0)} MiB/s`
+    lines.push(
+      `| ${row.label} | ${ct.toFixed(2)} s (${throughput(ct)}) | ${st.toFixed(2)} s (${throughput(st)}) | ` +
+        `${(ct / st).toFixed(2)} | ${cr.toFixed(0)} MiB | ${sr.toFixed(0)} MiB | ${(cr / sr).toFixed(2)} | ` +
+        `${mark(ct / st <= GOALS.maxTimeRatio)} | ${mark(cr <= GOALS.maxRssMiB)} |`,
+    )
+  }
+  return lines.join('\n')
+}
+
+/** Every run, in the order it ran, so outliers behind a median stay visible. */
+export function runsTable(runs: { label: string; tool: string; m: Measurement }[]): string {
+  const lines = [
+    '| # | Copy | Tool | Wall time | Peak RSS (polled VmHWM) | Peak RSS (GNU time %M) |',
+    '| ---: | --- | --- | ---: | ---: | ---: |',
+  ]
+  runs.forEach(({ label, tool, m }, i) =>
+    lines.push(
+      `| ${i + 1} | ${label} | ${tool} | ${m.seconds.toFixed(2)} s | ${(m.polledRssKiB / 1024).toFixed(1)} MiB | ` +
+        `${m.timeRssKiB === undefined ? 'n/a' : `${(m.timeRssKiB / 1024).toFixed(1)} MiB`} |`,
+    ),
+  )
+  return lines.join('\n')
+}
+
+export function median(values: number[]): number {
+  const s = [...values].sort((a, b) => a - b)
+  const mid = Math.floor(s.length / 2)
+  return s.length % 2 ? s[mid]! : (s[mid - 1]! + s[mid]!) / 2
+}
+
+function mark(ok: boolean): string {
+  return ok ? '✅ pass' : '❌ fail'
+}
+
+function firstLine(command: string, args: string[]): string {
+  try {
+    return execFileSync(command, args, { encoding: 'utf8' }).split('\n')[0]!.trim()
+  } catch {
+    return 'unknown'
+  }
+}
+
+/** `git describe`-like: the commit, and whether the work tree had local changes. */
+function cofferRevision(cwd: string): string {
+  try {
+    const head = execFileSync('git', ['rev-parse', '--short', 'HEAD'], { cwd, encoding: 'utf8' }).trim()
+    const dirty = execFileSync('git', ['status', '--porcelain', '--', 'lib', 'cli'], {
+      cwd,
+      encoding: 'utf8',
+    })
+    return dirty.trim() ? `${head} with uncommitted changes in lib/ or cli/` : head
+  } catch {
+    return 'unknown'
+  }
+}
