@@ -15,14 +15,21 @@ export interface CofferRun {
   json(): Record<string, unknown>[]
 }
 
-export function coffer(args: string[], o: { env?: NodeJS.ProcessEnv; timeoutMs?: number } = {}): Promise<CofferRun> {
+export function coffer(
+  args: string[],
+  o: { env?: NodeJS.ProcessEnv; timeoutMs?: number } = {},
+): Promise<CofferRun> {
   return new Promise((resolve) => {
     execFile(
       process.execPath,
       [COFFER_BIN, ...args],
       { env: { ...process.env, ...o.env }, timeout: o.timeoutMs ?? 120_000, maxBuffer: 64 * 1024 * 1024 },
       (err, stdout, stderr) => {
-        const code = err ? (typeof (err as { code?: unknown }).code === 'number' ? (err as { code: number }).code : 1) : 0
+        const code = err
+          ? typeof (err as { code?: unknown }).code === 'number'
+            ? (err as { code: number }).code
+            : 1
+          : 0
         resolve({
           code,
           stdout,

@@ -39,13 +39,25 @@ describe.each(['none', 'basic', 'token'] as const)('round trip through a registr
   })
 
   it('push and pull keep the manifest digest and every blob byte for byte', async () => {
-    const push = await coffer(['copy', '--json', ...creds(), `oci:${layout()}:v1`, `docker://${reg.host}/rt/app:1`])
+    const push = await coffer([
+      'copy',
+      '--json',
+      ...creds(),
+      `oci:${layout()}:v1`,
+      `docker://${reg.host}/rt/app:1`,
+    ])
     expect(push.stderr).not.toContain('coffer:')
     expect(push.code).toBe(0)
     expect(resultOf(push)).toMatchObject({ digest: sample.manifest.digest, blobsCopied: 4 })
 
     const back = join(work, `back-${auth}`)
-    const pull = await coffer(['copy', '--json', ...srcCreds(), `docker://${reg.host}/rt/app:1`, `oci:${back}:got`])
+    const pull = await coffer([
+      'copy',
+      '--json',
+      ...srcCreds(),
+      `docker://${reg.host}/rt/app:1`,
+      `oci:${back}:got`,
+    ])
     expect(pull.code).toBe(0)
     expect(resultOf(pull)).toMatchObject({ digest: sample.manifest.digest })
     const digests = [sample.manifest.digest, sample.config.digest, ...sample.layers.map((l) => l.digest)]
@@ -56,14 +68,26 @@ describe.each(['none', 'basic', 'token'] as const)('round trip through a registr
   })
 
   it('a second push skips every blob that is already there', async () => {
-    const again = await coffer(['copy', '--json', ...creds(), `oci:${layout()}:v1`, `docker://${reg.host}/rt/app:2`])
+    const again = await coffer([
+      'copy',
+      '--json',
+      ...creds(),
+      `oci:${layout()}:v1`,
+      `docker://${reg.host}/rt/app:2`,
+    ])
     expect(again.code).toBe(0)
     expect(resultOf(again)).toMatchObject({ blobsCopied: 0, blobsSkipped: 4 })
   })
 
   if (auth !== 'none') {
     it('wrong credentials: a clear error naming the registry, exit 6, nothing pushed', async () => {
-      const bad = await coffer(['copy', '--dest-creds', `${reg.username}:wrong`, `oci:${layout()}:v1`, `docker://${reg.host}/rt/other:1`])
+      const bad = await coffer([
+        'copy',
+        '--dest-creds',
+        `${reg.username}:wrong`,
+        `oci:${layout()}:v1`,
+        `docker://${reg.host}/rt/other:1`,
+      ])
       expect(bad.code).toBe(6)
       expect(bad.stderr).toContain('ERR_REGISTRY_UNAUTHORIZED')
       expect(bad.stderr).toContain(reg.host)
@@ -77,7 +101,13 @@ describe.each(['none', 'basic', 'token'] as const)('round trip through a registr
       const authfile = join(work, `auth-${auth}.json`)
       const token = Buffer.from(`${reg.username}:${reg.password}`).toString('base64')
       await writeFile(authfile, JSON.stringify({ auths: { [reg.host]: { auth: token } } }))
-      const run = await coffer(['copy', '--authfile', authfile, `docker://${reg.host}/rt/app:1`, `oci:${join(work, `af-${auth}`)}:x`])
+      const run = await coffer([
+        'copy',
+        '--authfile',
+        authfile,
+        `docker://${reg.host}/rt/app:1`,
+        `oci:${join(work, `af-${auth}`)}:x`,
+      ])
       expect(run.stderr).not.toContain('coffer:')
       expect(run.code).toBe(0)
     })
@@ -86,7 +116,12 @@ describe.each(['none', 'basic', 'token'] as const)('round trip through a registr
   if (auth === 'token') {
     it('caches tokens per scope instead of asking for one per request', async () => {
       const before = reg.tokenRequests()
-      const run = await coffer(['copy', ...srcCreds(), `docker://${reg.host}/rt/app:1`, `oci:${join(work, 'cache')}:x`])
+      const run = await coffer([
+        'copy',
+        ...srcCreds(),
+        `docker://${reg.host}/rt/app:1`,
+        `oci:${join(work, 'cache')}:x`,
+      ])
       expect(run.code).toBe(0)
       // One pull scope for a manifest and four blobs.
       expect(reg.tokenRequests() - before).toBe(1)
@@ -105,7 +140,9 @@ describe('interop with skopeo', () => {
 
   it('an image pushed by skopeo is copied by coffer into a layout that skopeo reads with the same digest', async () => {
     await skopeo(['copy', '--dest-tls-verify=false', `oci:${layout()}:v1`, `docker://${reg.host}/sk/app:1`])
-    const remote = JSON.parse((await skopeo(['inspect', '--tls-verify=false', `docker://${reg.host}/sk/app:1`])).stdout) as { Digest: string }
+    const remote = JSON.parse(
+      (await skopeo(['inspect', '--tls-verify=false', `docker://${reg.host}/sk/app:1`])).stdout,
+    ) as { Digest: string }
     const dir = join(work, 'from-skopeo')
     const run = await coffer(['copy', `docker://${reg.host}/sk/app:1`, `oci:${dir}:pulled`])
     expect(run.code).toBe(0)
@@ -124,20 +161,33 @@ describe('interop with skopeo', () => {
   })
 
   it('registry to registry across repositories mounts blobs instead of uploading them', async () => {
-    const run = await coffer(['copy', '--json', `docker://${reg.host}/co/app:1`, `docker://${reg.host}/co/mounted:1`])
+    const run = await coffer([
+      'copy',
+      '--json',
+      `docker://${reg.host}/co/app:1`,
+      `docker://${reg.host}/co/mounted:1`,
+    ])
     expect(run.code).toBe(0)
     const skipped = run.json().filter((e) => e.event === 'blob-skipped')
     expect(skipped.map((e) => e.reason)).toEqual(['mounted', 'mounted', 'mounted', 'mounted'])
-    const remote = JSON.parse((await skopeo(['inspect', '--tls-verify=false', `docker://${reg.host}/co/mounted:1`])).stdout) as { Digest: string }
+    const remote = JSON.parse(
+      (await skopeo(['inspect', '--tls-verify=false', `docker://${reg.host}/co/mounted:1`])).stdout,
+    ) as { Digest: string }
     expect(remote.Digest).toBe(sample.manifest.digest)
   })
 
   it('coffer inspect agrees with skopeo inspect', async () => {
     const ours = await coffer(['inspect', '--json', `docker://${reg.host}/co/app:1`])
     expect(ours.code).toBe(0)
-    const info = ours.json()[0] as { digest: string; layers: { digest: string; size: number }[]; diffIds: string[] }
+    const info = ours.json()[0] as {
+      digest: string
+      layers: { digest: string; size: number }[]
+      diffIds: string[]
+    }
     // skopeo 1.9.3 (Debian) predates LayersData: compare digests, and sizes with the manifest.
-    const theirs = JSON.parse((await skopeo(['inspect', '--tls-verify=false', `docker://${reg.host}/co/app:1`])).stdout) as {
+    const theirs = JSON.parse(
+      (await skopeo(['inspect', '--tls-verify=false', `docker://${reg.host}/co/app:1`])).stdout,
+    ) as {
       Digest: string
       Layers: string[]
     }
@@ -146,8 +196,13 @@ describe('interop with skopeo', () => {
     expect(info.layers.map((l) => l.size)).toEqual(sample.layers.map((l) => l.size))
     expect(info.diffIds).toEqual(sample.layers.map((l) => l.diffId))
     const raw = await coffer(['inspect', '--raw', `docker://${reg.host}/co/app:1`])
-    expect(raw.stdout).toBe((await skopeo(['inspect', '--raw', '--tls-verify=false', `docker://${reg.host}/co/app:1`])).stdout)
+    expect(raw.stdout).toBe(
+      (await skopeo(['inspect', '--raw', '--tls-verify=false', `docker://${reg.host}/co/app:1`])).stdout,
+    )
     const config = await coffer(['inspect', '--config', '--raw', `docker://${reg.host}/co/app:1`])
-    expect(config.stdout).toBe((await skopeo(['inspect', '--config', '--raw', '--tls-verify=false', `docker://${reg.host}/co/app:1`])).stdout)
+    expect(config.stdout).toBe(
+      (await skopeo(['inspect', '--config', '--raw', '--tls-verify=false', `docker://${reg.host}/co/app:1`]))
+        .stdout,
+    )
   })
 })

@@ -128,7 +128,13 @@ export class Authenticator {
         headers.authorization = `Basic ${Buffer.from(`${creds.username}:${creds.password}`).toString('base64')}`
       }
     }
-    const res = await this.http.send({ method, url, headers, ...(body !== undefined ? { body } : {}), ...(o.signal ? { signal: o.signal } : {}) })
+    const res = await this.http.send({
+      method,
+      url,
+      headers,
+      ...(body !== undefined ? { body } : {}),
+      ...(o.signal ? { signal: o.signal } : {}),
+    })
     const text = await readAllLimited(res.body, MAX_TOKEN_RESPONSE_BYTES, `token response from ${url.origin}`)
     if (res.status === 401 || res.status === 403) {
       throw new CofferError(

@@ -1,11 +1,14 @@
 import type { Readable } from 'node:stream'
 import { Agent, request } from 'undici'
+import { createDownloader } from './http-download.js'
 import { CofferError } from '../../util/errors.js'
 import type { Io } from '../../util/io.js'
 import { BODY_IDLE_TIMEOUT_MS, CONNECT_TIMEOUT_MS, HEADERS_TIMEOUT_MS } from '../../util/limits.js'
 
 /** One HTTP exchange. A body given as a function is opened anew for every attempt. */
 export interface HttpRequest extends Io {
+  /** A large body that the caller streams with backpressure (blobs): see http-download.ts. */
+  streaming?: boolean
   method: 'GET' | 'HEAD' | 'POST' | 'PUT' | 'PATCH' | 'DELETE'
   url: URL
   headers?: Record<string, string>
@@ -35,6 +38,7 @@ export interface HttpTransportOptions {
 }
 
 export function createHttpTransport(o: HttpTransportOptions): HttpTransport {
+  const downloader = createDownloader(o)
   const agent = new Agent({
     connect: { timeout: CONNECT_TIMEOUT_MS, rejectUnauthorized: o.tlsVerify },
     headersTimeout: HEADERS_TIMEOUT_MS,
@@ -44,6 +48,7 @@ export function createHttpTransport(o: HttpTransportOptions): HttpTransport {
   })
   return {
     async send(req: HttpRequest): Promise<HttpResponse> {
+      if (req.streaming && req.method === 'GET' && req.body === undefined) return downloader.get(req)
       const body = typeof req.body === 'function' ? await req.body() : req.body
       const res = await request(req.url, {
         dispatcher: agent,
@@ -63,16 +68,21 @@ export function createHttpTransport(o: HttpTransportOptions): HttpTransport {
         url: req.url,
       }
     },
-    close: () => agent.close(),
+    close: async () => {
+      downloader.close()
+      await agent.close()
+    },
   }
 }
 
 /** Drops a response body we do not need, so its socket returns to the pool. */
 export async function discard(res: HttpResponse): Promise<void> {
+  const body = res.body as Readable & { dump?: () => Promise<void> }
   try {
-    await (res.body as unknown as { dump?: () => Promise<void> }).dump?.()
+    if (body.dump) await body.dump()
+    else body.resume()
   } catch {
-    res.body.destroy()
+    body.destroy()
   }
 }
 

@@ -213,7 +213,9 @@ export class Registry {
       const parsed = JSON.parse(body.toString('utf8')) as { errors?: { code?: unknown; message?: unknown }[] }
       const errors = (parsed.errors ?? []).slice(0, 3)
       registryCodes = errors.flatMap((e) => (typeof e.code === 'string' ? [e.code] : []))
-      detail = errors.map((e) => [e.code, e.message].filter((x) => typeof x === 'string' && x).join(': ')).join('; ')
+      detail = errors
+        .map((e) => [e.code, e.message].filter((x) => typeof x === 'string' && x).join(': '))
+        .join('; ')
     } catch {
       // Not JSON: the status says enough.
     }

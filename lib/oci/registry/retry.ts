@@ -39,6 +39,8 @@ const RETRYABLE_CODES = new Set([
   'UND_ERR_CONNECT_TIMEOUT',
   'UND_ERR_HEADERS_TIMEOUT',
   'UND_ERR_BODY_TIMEOUT',
+  // A body cut short of its Content-Length: a dropped connection seen from the parser.
+  'UND_ERR_RES_CONTENT_LENGTH_MISMATCH',
 ])
 
 /** A dropped or timed-out connection (also when wrapped in `cause`), not a protocol answer. */
