@@ -43,7 +43,7 @@ const OUTPUT_LIMIT = 1 << 20
 /**
  * Runs `command args…` to completion and measures it. Throws only if the process cannot be
  * spawned; a non-zero exit is returned for the caller to judge. Aborting `signal` kills the
- * process (SIGTERM, then SIGKILL after 3 s) and rejects.
+ * process tree (SIGTERM, then SIGKILL after 3 s) and rejects.
  */
 export async function measure(
   command: string,
@@ -83,9 +83,20 @@ export async function measure(
       }
     }
     const timer = setInterval(poll, POLL_MS)
+    // GNU time dies of SIGTERM without passing it on, so the whole tree gets it, leaves first.
+    const killTree = (signal: NodeJS.Signals): void => {
+      if (rootPid === undefined) return
+      for (const pid of treeOf(rootPid).reverse()) {
+        try {
+          process.kill(pid, signal)
+        } catch {
+          // already gone
+        }
+      }
+    }
     const onAbort = (): void => {
-      child.kill('SIGTERM')
-      setTimeout(() => child.kill('SIGKILL'), 3000).unref()
+      killTree('SIGTERM')
+      setTimeout(() => killTree('SIGKILL'), 3000).unref()
     }
     o.signal?.addEventListener('abort', onAbort, { once: true })
 

@@ -1,7 +1,7 @@
 /** The benchmark's output: the machine it ran on, and the markdown table with the goals. */
 import { execFileSync } from 'node:child_process'
 import { readFileSync } from 'node:fs'
-import { availableParallelism, machine, release, totalmem, type } from 'node:os'
+import { availableParallelism, loadavg, machine, release, totalmem, type } from 'node:os'
 import type { BenchImage } from './image.js'
 import type { Measurement } from './measure.js'
 
@@ -20,7 +20,11 @@ export interface Row {
   skopeo: Measurement[]
 }
 
-/** What the machine and the tools are, as `key: value` lines. */
+/**
+ * What the machine and the tools are, as `key: value` lines. Call it before the benchmark starts:
+ * the load average then shows whether something else was running (numbers from a busy 2-core box
+ * swing by a second or more).
+ */
 export function describeMachine(cwd: string): [string, string][] {
   const cpu = /^model name\s*:\s*(.*)$/m.exec(readFileSync('/proc/cpuinfo', 'utf8'))?.[1] ?? 'unknown'
   return [
@@ -32,6 +36,12 @@ export function describeMachine(cwd: string): [string, string][] {
     ['skopeo', firstLine('skopeo', ['--version'])],
     ['Registry', firstLine('docker-registry', ['--version'])],
     ['coffer', cofferRevision(cwd)],
+    [
+      'Load average at start (1, 5, 15 min)',
+      loadavg()
+        .map((l) => l.toFixed(2))
+        .join(', '),
+    ],
     ['Date', new Date().toISOString()],
   ]
 }
@@ -60,13 +70,15 @@ export function resultsTable(rows: Row[], image: BenchImage): string {
 /** Every run, in the order it ran, so outliers behind a median stay visible. */
 export function runsTable(runs: { label: string; tool: string; m: Measurement }[]): string {
   const lines = [
-    '| # | Copy | Tool | Wall time | Peak RSS (polled VmHWM) | Peak RSS (GNU time %M) |',
-    '| ---: | --- | --- | ---: | ---: | ---: |',
+    '| # | Copy | Tool | Wall time | Peak RSS (polled VmHWM) | Peak RSS (GNU time %M) | Bytes read / written |',
+    '| ---: | --- | --- | ---: | ---: | ---: | ---: |',
   ]
+  const mibs = (bytes: number): string => `${(bytes / 2 ** 20).toFixed(1)} MiB`
   runs.forEach(({ label, tool, m }, i) =>
     lines.push(
-      `| ${i + 1} | ${label} | ${tool} | ${m.seconds.toFixed(2)} s | ${(m.polledRssKiB / 1024).toFixed(1)} MiB | ` +
-        `${m.timeRssKiB === undefined ? 'n/a' : `${(m.timeRssKiB / 1024).toFixed(1)} MiB`} |`,
+      `| ${i + 1} | ${label} | ${tool} | ${m.seconds.toFixed(2)} s | ${mibs(m.polledRssKiB * 1024)} | ` +
+        `${m.timeRssKiB === undefined ? 'n/a' : mibs(m.timeRssKiB * 1024)} | ` +
+        `${mibs(m.ioBytes.read)} / ${mibs(m.ioBytes.written)} |`,
     ),
   )
   return lines.join('\n')

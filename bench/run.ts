@@ -53,6 +53,7 @@ async function main(): Promise<void> {
   const root = repoRoot()
   const cofferBin = join(root, 'dist', 'cli', 'main.js')
   if (!existsSync(cofferBin)) throw new Error(`${cofferBin} is missing: run npm run build first`)
+  const machine = describeMachine(root)
 
   // === 1. the image, generated once
   log(`image: ${shapeName(SHAPE)} in bench/.cache/`)
@@ -150,7 +151,7 @@ async function main(): Promise<void> {
     const table = resultsTable(rows, image)
     process.stdout.write(`\n${table}\n\n`)
     const path = join(root, 'bench', 'RESULTS.md')
-    await writeFile(path, report(root, image, table, runsTable(runs)))
+    await writeFile(path, report(machine, image, table, runsTable(runs)))
     log(`wrote ${path}`)
   } finally {
     for (const registry of registries) await registry.stop()
@@ -250,10 +251,8 @@ async function blobBytes(layout: string): Promise<number> {
   return total
 }
 
-function report(root: string, image: BenchImage, table: string, runs: string): string {
-  const machine = describeMachine(root)
-    .map(([k, v]) => `- ${k}: ${v}`)
-    .join('\n')
+function report(machineLines: [string, string][], image: BenchImage, table: string, runs: string): string {
+  const machine = machineLines.map(([k, v]) => `- ${k}: ${v}`).join('\n')
   const { layers, layerBytes, gzipLevel } = image.shape
   return `# coffer copy vs skopeo copy
 
@@ -341,6 +340,7 @@ function log(line: string): void {
 }
 
 main().catch((err: unknown) => {
+  if (process.exitCode === 130) return log('interrupted; registries stopped, temp dirs removed')
   log(err instanceof Error ? (err.stack ?? err.message) : String(err))
-  if (!process.exitCode) process.exitCode = 1
+  process.exitCode = 1
 })

@@ -4,7 +4,7 @@ import type { Io } from '../../util/io.js'
 import { KiB, MiB } from '../../util/limits.js'
 import type { Descriptor } from '../schemas.js'
 import { discard, header } from './http.js'
-import { isRetryableNetworkError } from './retry.js'
+import { isRetryableNetworkError, isRetryableStatus } from './retry.js'
 import type { Repository } from './repository.js'
 
 export interface UploadOptions {
@@ -50,8 +50,7 @@ export async function uploadBlob(
       return
     } catch (err) {
       lastError = err
-      const sessionLost = err instanceof SessionLost
-      if (!sessionLost && !isRetryableNetworkError(err)) throw err
+      if (!(err instanceof SessionLost) && !isTransient(err)) throw err
       if (o.signal?.aborted) throw err
       await repo.registry.pause(session + 1, o)
     }
@@ -66,6 +65,14 @@ export async function uploadBlob(
 
 /** The registry forgot the upload session: start a new one. */
 class SessionLost extends Error {}
+
+/** A 5xx/429 on a non-idempotent upload step: as good as a dropped connection. */
+class TransientStatus extends Error {}
+
+/** Worth another try: a dropped connection or a transient status. */
+function isTransient(err: unknown): boolean {
+  return err instanceof TransientStatus || isRetryableNetworkError(err)
+}
 
 async function uploadInSession(
   repo: Repository,
@@ -113,6 +120,10 @@ async function uploadInSession(
         await discard(res)
         throw new SessionLost()
       }
+      if (isRetryableStatus(res.status)) {
+        await discard(res)
+        throw new TransientStatus(`HTTP ${res.status}`)
+      }
       if (res.status !== 202) throw await repo.registry.fail(res, `uploading ${desc.digest}`)
       await discard(res)
       location = locationOf(res.headers.location ?? location.toString(), base, repo)
@@ -121,7 +132,7 @@ async function uploadInSession(
     } catch (err) {
       if (
         err instanceof SessionLost ||
-        !isRetryableNetworkError(err) ||
+        !isTransient(err) ||
         o.signal?.aborted ||
         ++stalled > MAX_STALLED_RESUMES
       )
@@ -157,6 +168,10 @@ async function finish(
     await discard(res)
     throw new SessionLost()
   }
+  if (isRetryableStatus(res.status)) {
+    await discard(res)
+    throw new TransientStatus(`HTTP ${res.status}`)
+  }
   if (res.status !== 201) throw await repo.registry.fail(res, `finishing the upload of ${desc.digest}`)
   await discard(res)
 }
@@ -173,8 +188,11 @@ async function uploadStatus(
   if (res.status === 404) throw new SessionLost()
   if (res.status !== 204) throw await repo.registry.fail(res, 'reading the upload status')
   const last = /^(?:bytes=)?0-(\d+)$/.exec(header(res, 'range') ?? '')?.[1]
+  // distribution answers `0-0` both for nothing and for one byte received; a new session is
+  // the only safe reading, and costs at most that byte.
+  if (last === undefined || last === '0') throw new SessionLost()
   return {
-    offset: last === undefined ? 0 : Number(last) + 1,
+    offset: Number(last) + 1,
     location: locationOf(res.headers.location ?? location.toString(), base, repo),
   }
 }
