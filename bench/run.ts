@@ -14,8 +14,9 @@
  *   4. the table (median time, max peak RSS, ratios, goals) goes to stdout and `bench/RESULTS.md`.
  *
  * The registry and the temp dirs go away on exit, on error and on SIGINT/SIGTERM; the cached
- * image stays. Environment knobs for quick trials: COFFER_BENCH_LAYERS, COFFER_BENCH_LAYER_MIB,
- * COFFER_BENCH_RUNS (a trial with them still writes RESULTS.md, so do not commit that one).
+ * image stays. Environment knobs: COFFER_BENCH_LAYERS, COFFER_BENCH_LAYER_MIB, COFFER_BENCH_RUNS
+ * for quick trials (they still write RESULTS.md, so do not commit that one), and
+ * COFFER_BENCH_TMPDIR for where registry storage and pulled layouts go (default: the OS temp dir).
  */
 import { execFileSync } from 'node:child_process'
 import { existsSync } from 'node:fs'
@@ -35,6 +36,8 @@ const SHAPE: ImageShape = {
   gzipLevel: 1,
 }
 const RUNS = envInt('COFFER_BENCH_RUNS', 3)
+/** Where registry storage and pulled layouts go (a disk by default; /dev/shm takes the disk out). */
+const WORK_PARENT = process.env.COFFER_BENCH_TMPDIR || tmpdir()
 
 type Tool = 'coffer' | 'skopeo'
 
@@ -75,7 +78,7 @@ async function main(): Promise<void> {
   process.on('SIGTERM', onSignal)
   const signal = controller.signal
 
-  const work = await mkdtemp(join(tmpdir(), 'coffer-bench-'))
+  const work = await mkdtemp(join(WORK_PARENT, 'coffer-bench-'))
   /** Every registry we started and have not stopped yet; `finally` stops what is left. */
   const registries = new Set<LocalRegistry>()
   const startRegistry = async (name: string): Promise<LocalRegistry> => {
@@ -271,8 +274,8 @@ ${machine}
 
 ## Method
 
-- Registry: Debian \`docker-registry\` (distribution 2.8) on 127.0.0.1, filesystem storage in a temp dir,
-  no TLS, no auth.
+- Registry: Debian \`docker-registry\` (distribution 2.8) on 127.0.0.1, filesystem storage under
+  \`${WORK_PARENT}\` (as pulled layouts), no TLS, no auth.
 - layout → registry: \`coffer copy --dest-tls-verify=false oci:DIR:bench docker://HOST/coffer-bench:1\`
   vs \`skopeo copy --dest-tls-verify=false …\`, each run into a registry of its own, started empty for it.
   (With one registry and a new repository per run, skopeo uploads nothing after the first push: its

@@ -1,9 +1,10 @@
 import { createReadStream } from 'node:fs'
-import { mkdir, readdir, readFile, rm, stat } from 'node:fs/promises'
-import { join } from 'node:path'
+import { randomBytes } from 'node:crypto'
+import { mkdir, readdir, readFile, rename, rm, stat } from 'node:fs/promises'
+import { dirname, join, resolve } from 'node:path'
 import type { Readable } from 'node:stream'
 import lockfile from 'proper-lockfile'
-import { streamToFileAtomic, writeFileAtomic } from '../../util/atomic-file.js'
+import { fsyncDir, streamToFileAtomic, writeFileAtomic } from '../../util/atomic-file.js'
 import { CofferError } from '../../util/errors.js'
 import { readAllLimited, type Io } from '../../util/io.js'
 import { MAX_LAYOUT_INDEX_BYTES, MAX_MANIFEST_BYTES } from '../../util/limits.js'
@@ -95,13 +96,26 @@ export async function openLayout(dir: string, o: { create?: boolean } = {}): Pro
       `${dir} exists, is not empty and is not an OCI image layout; refusing to write into it`,
     )
   }
-  await mkdir(join(dir, 'blobs', 'sha256'), { recursive: true })
-  await writeFileAtomic(
-    join(dir, 'index.json'),
-    JSON.stringify({ schemaVersion: 2, mediaType: MediaType.OciIndex, manifests: [] }),
-  )
-  // oci-layout last: its presence marks a complete layout.
-  await writeFileAtomic(join(dir, 'oci-layout'), JSON.stringify({ imageLayoutVersion: LAYOUT_VERSION }))
+  // Build the skeleton beside the target and rename it into place: rename(2) replaces an empty
+  // directory atomically, so concurrent creators never see half a layout; the loser of the race
+  // finds the winner's complete layout and uses it.
+  await mkdir(dirname(resolve(dir)), { recursive: true })
+  const staging = `${resolve(dir)}.tmp-${randomBytes(6).toString('hex')}`
+  try {
+    await mkdir(join(staging, 'blobs', 'sha256'), { recursive: true })
+    await writeFileAtomic(
+      join(staging, 'index.json'),
+      JSON.stringify({ schemaVersion: 2, mediaType: MediaType.OciIndex, manifests: [] }),
+    )
+    await writeFileAtomic(join(staging, 'oci-layout'), JSON.stringify({ imageLayoutVersion: LAYOUT_VERSION }))
+    await rename(staging, dir)
+  } catch (err) {
+    await rm(staging, { recursive: true, force: true })
+    const code = (err as NodeJS.ErrnoException).code
+    if (code === 'ENOTEMPTY' || code === 'EEXIST') return openLayout(dir)
+    throw err
+  }
+  await fsyncDir(dirname(resolve(dir)))
   return new Store(dir)
 }
 
