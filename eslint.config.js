@@ -18,6 +18,21 @@ export default tseslint.config(
   },
   {
     files: ['lib/util/**/*.ts'],
-    rules: { 'no-restricted-imports': ['error', { patterns: ['../oci/**', '../crypt/**', '../sign/**', '../kbs/**', '../image/**', '../storage/**', '**/cli/**'] }] },
+    rules: {
+      'no-restricted-imports': [
+        'error',
+        {
+          patterns: [
+            '../oci/**',
+            '../crypt/**',
+            '../sign/**',
+            '../kbs/**',
+            '../image/**',
+            '../storage/**',
+            '**/cli/**',
+          ],
+        },
+      ],
+    },
   },
 )

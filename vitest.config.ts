@@ -3,6 +3,8 @@ import { defineConfig } from 'vitest/config'
 export default defineConfig({
   test: {
     include: ['test/**/*.test.ts'],
+    reporters: ['default', 'json'],
+    outputFile: { json: '.tmp/vitest-report.json' },
     testTimeout: 60_000,
     hookTimeout: 120_000,
     pool: 'forks',
