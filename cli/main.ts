@@ -18,6 +18,14 @@ const program = new Command('coffer')
   )
   .version(pkg.version, '-v, --version')
   .showHelpAfterError('(run with --help for usage)')
+  // Usage errors exit 2, like every invalid_argument error (commander's own default is 1).
+  .exitOverride((err) => {
+    const ok =
+      err.code === 'commander.helpDisplayed' ||
+      err.code === 'commander.version' ||
+      err.code === 'commander.help'
+    process.exit(ok ? 0 : 2)
+  })
   .configureHelp({ sortSubcommands: false })
   .addHelpText(
     'after',
@@ -125,7 +133,8 @@ program
     'Run the end-to-end demo on embedded defaults (needs docker-registry; see scripts/install-system-deps.sh).',
   )
   .option('--workdir <dir>', 'keep the demo files here instead of a temporary directory')
-  .option('--json', 'machine-readable output')
+  .option('-q, --quiet', 'print nothing but errors')
+  .option('--json', 'machine-readable output: one JSON object per step, then the result')
   .action((opts: Record<string, unknown>) =>
     run(opts, async (ctx) => (await import('./commands/demo.js')).demoCommand(opts, ctx)),
   )

@@ -1,0 +1,84 @@
+/** The coffer binary as a user meets it: help that teaches, a fast --version, and the demo. */
+import { mkdtemp, readdir, readFile, rm } from 'node:fs/promises'
+import { tmpdir } from 'node:os'
+import { dirname, join } from 'node:path'
+import { afterAll, beforeAll, describe, expect, it } from 'vitest'
+import { COFFER_BIN, coffer } from '../helpers/coffer.js'
+import { skopeo } from '../helpers/skopeo.js'
+
+describe('coffer CLI', () => {
+  it('--version prints the package version', async () => {
+    const run = await coffer(['--version'])
+    expect(run.code).toBe(0)
+    expect(run.stdout.trim()).toMatch(/^\d+\.\d+\.\d+/)
+  })
+
+  it('start-up loads no command code: the entry point imports commands only when they run', async () => {
+    // Follow the static imports from dist/cli/main.js; dynamic import() is how commands load.
+    const seen = new Set<string>()
+    const visit = async (file: string): Promise<void> => {
+      if (seen.has(file)) return
+      seen.add(file)
+      const text = await readFile(file, 'utf8')
+      for (const m of text.matchAll(/^import\s[^'"]*['"](\.[^'"]+)['"]/gm))
+        await visit(join(dirname(file), m[1]!))
+    }
+    await visit(COFFER_BIN)
+    const ours = [...seen].map((f) => f.slice(f.indexOf('/dist/') + 6)).sort()
+    expect(ours).toEqual(['cli/bool-flags.js', 'cli/main.js', 'cli/run.js', 'lib/util/errors.js'])
+  })
+
+  it.each(['copy', 'inspect', 'gc', 'demo'])('%s --help explains the command', async (cmd) => {
+    const run = await coffer([cmd, '--help'])
+    expect(run.code).toBe(0)
+    expect(run.stdout).toContain(`Usage: coffer ${cmd}`)
+    if (cmd === 'copy' || cmd === 'inspect') expect(run.stdout).toContain('Examples:')
+  })
+
+  it('top-level help names the transports and the exit codes', async () => {
+    const run = await coffer(['--help'])
+    expect(run.stdout).toContain('oci:DIR[:TAG]')
+    expect(run.stdout).toContain('docker://HOST[:PORT]/REPO[:TAG|@DIGEST]')
+    expect(run.stdout).toContain('Exit codes')
+  })
+
+  it('an unknown command or flag is a usage error', async () => {
+    expect((await coffer(['frobnicate'])).code).toBe(2)
+    const bad = await coffer(['copy', '--no-such-flag', 'oci:a', 'oci:b'])
+    expect(bad.code).toBe(2)
+    expect((await coffer(['copy', 'oci:only-one'])).code).toBe(2)
+    expect(bad.stderr).toContain('unknown option')
+  })
+})
+
+describe('coffer demo', () => {
+  let work: string
+  beforeAll(async () => {
+    work = await mkdtemp(join(tmpdir(), 'coffer-demo-test-'))
+  })
+  afterAll(async () => {
+    await rm(work, { recursive: true, force: true })
+  })
+
+  it('runs end to end, leaves a layout skopeo reads, and leaves no registry running', async () => {
+    const dir = join(work, 'demo')
+    const run = await coffer(['demo', '--json', '--workdir', dir])
+    expect(run.stderr).not.toContain('coffer:')
+    expect(run.code).toBe(0)
+    const lines = run.json()
+    const result = lines.find((l) => 'result' in l)?.result as { digest: string; registry: string }
+    expect(result.digest).toMatch(/^sha256:[0-9a-f]{64}$/)
+    expect(lines.filter((l) => 'step' in l).map((l) => l.step)).toHaveLength(5)
+    const pulled = JSON.parse((await skopeo(['inspect', `oci:${join(dir, 'pulled')}:sample`])).stdout) as {
+      Digest: string
+    }
+    expect(pulled.Digest).toBe(result.digest)
+    // The registry it started is gone: its port refuses connections.
+    await expect(fetch(`http://${result.registry}/v2/`)).rejects.toThrow()
+    // A demo without --workdir cleans up after itself.
+    const before = (await readdir(tmpdir())).filter((n) => n.startsWith('coffer-demo-'))
+    expect((await coffer(['demo', '--quiet'])).code).toBe(0)
+    const after = (await readdir(tmpdir())).filter((n) => n.startsWith('coffer-demo-'))
+    expect(after.sort()).toEqual(before.sort())
+  })
+})
