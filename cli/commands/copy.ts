@@ -59,7 +59,7 @@ export async function copyCommand(
         },
       })
       ctx.say(
-        `Copied ${source} to ${destination}: ${result.digest} (${result.blobsCopied} blobs, ${humanBytes(result.bytesCopied)} in ${seconds.toFixed(1)} s; ${result.blobsSkipped} already there)`,
+        `Copied ${source} to ${destination}: ${result.digest} (${result.blobsCopied} blobs, ${humanBytes(result.bytesCopied)} in ${seconds.toFixed(1)} s; ${result.blobsSkipped} skipped: already there or mounted)`,
       )
     } finally {
       progress.stop()
