@@ -4,7 +4,9 @@ import { readFileSync } from 'node:fs'
 
 const report = JSON.parse(readFileSync(new URL('../.tmp/vitest-report.json', import.meta.url), 'utf8'))
 const skipped = report.numPendingTests + report.numTodoTests
-console.log(`${report.numPassedTests} passed, ${report.numFailedTests} failed${skipped ? `, ${skipped} skipped` : ''}`)
+console.log(
+  `${report.numPassedTests} passed, ${report.numFailedTests} failed${skipped ? `, ${skipped} skipped` : ''}`,
+)
 if (process.env.CI === 'true' && skipped > 0) {
   console.error('CI=true: no test may skip')
   process.exit(1)
