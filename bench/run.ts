@@ -41,9 +41,10 @@ const WORK_PARENT = process.env.COFFER_BENCH_TMPDIR || tmpdir()
 
 /**
  * The share of the image a run must have moved through syscalls to count as a real transfer. The
- * counters are polled, so the last 50 ms are missing; a skipped or mounted blob would be missing whole.
+ * counters are polled, so up to 50 ms of traffic is missing (a lot of a small trial image); a run
+ * that skipped or mounted the blobs moves next to nothing.
  */
-const IO_EVIDENCE = 0.9
+const IO_EVIDENCE = 0.5
 
 type Tool = 'coffer' | 'skopeo'
 
@@ -287,11 +288,11 @@ ${machine}
   (With one registry and a new repository per run, skopeo uploads nothing after the first push: its
   blob-info cache in /var/lib/containers/cache knows the blobs are in another repository of that
   registry, and it mounts them.) Every blob is uploaded in full, checked by coffer's \`blobsCopied\`
-  and by the bytes each process wrote through syscalls (\`/proc/<pid>/io\` wchar ≥ 90 % of the image, as last polled).
-- registry → layout: the pull source is one more registry, filled by an unmeasured skopeo push.
-- registry → layout: \`coffer copy --src-tls-verify=false docker://HOST/bench-src:1 oci:NEWDIR:x\` vs
+  and by the bytes each process wrote through syscalls (\`/proc/<pid>/io\` wchar ≥ half the image, as last polled).
+- registry → layout (the source is one more registry, filled by an unmeasured skopeo push):
+  \`coffer copy --src-tls-verify=false docker://HOST/bench-src:1 oci:NEWDIR:x\` vs
   \`skopeo copy --src-tls-verify=false …\`, a new empty directory per run, deleted after the run;
-  checked by \`blobsCopied\`, rchar ≥ 90 % of the image and the blob bytes on disk.
+  checked by \`blobsCopied\`, rchar ≥ half the image and the blob bytes on disk.
 - Both tools at their defaults (6 blobs at a time). ${RUNS} runs per tool and direction, alternating
   which tool goes first; \`sync\` before each run.
 - Time: wall clock from spawn to exit, median of the runs. Peak RSS: the largest of the runs, each the

@@ -117,6 +117,22 @@ Examples:
     run(opts, async (ctx) => (await import('./commands/inspect.js')).inspectCommand(image, opts, ctx)),
   )
 
+const listTags = program
+  .command('list-tags')
+  .description('List the tags of a repository in a registry.')
+  .argument('<repository>', 'docker://HOST/REPO (a tag, if given, is ignored)')
+registryFlags(listTags, '', 'registry')
+commonFlags(listTags, false)
+  .addHelpText(
+    'after',
+    '\nExamples:\n  coffer list-tags docker://127.0.0.1:5000/app\n  coffer list-tags --json docker://registry.example/org/app | jq -r .tags[]',
+  )
+  .action((repository: string, opts: Record<string, unknown>) =>
+    run(opts, async (ctx) =>
+      (await import('./commands/list-tags.js')).listTagsCommand(repository, opts, ctx),
+    ),
+  )
+
 program
   .command('gc')
   .description('Delete blobs that no tag in an OCI layout reaches (run when no copy into it is running).')
