@@ -1,3 +1,5 @@
+import { setMaxListeners } from 'node:events'
+
 /**
  * Runs `work` over `items` with at most `limit` in flight. The first failure aborts the signal
  * handed to the others and is rethrown once everything in flight has settled, so no task is left
@@ -10,6 +12,8 @@ export async function forEachLimit<T>(
   parent?: AbortSignal,
 ): Promise<void> {
   const controller = new AbortController()
+  // Every task's streams and requests listen on this one signal; that is expected, not a leak.
+  setMaxListeners(0, controller.signal)
   const onParentAbort = (): void => controller.abort(parent?.reason)
   parent?.addEventListener('abort', onParentAbort, { once: true })
   if (parent?.aborted) controller.abort(parent.reason)

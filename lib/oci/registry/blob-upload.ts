@@ -231,5 +231,5 @@ function exactly(source: Readable, length: number, desc: Descriptor): Readable {
       source.destroy()
     }
   }
-  return Readable.from(take(), { objectMode: false, highWaterMark: 1 << 20 })
+  return Readable.from(take(), { objectMode: false, highWaterMark: 64 * KiB })
 }

@@ -175,7 +175,6 @@ export class Repository {
             method: 'GET',
             path: `/v2/${this.name}/blobs/${desc.digest}`,
             headers: offset > 0 ? { range: `bytes=${offset}-` } : {},
-            streaming: true,
             scopes: [this.pullScope],
             ...io,
           }),
