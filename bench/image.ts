@@ -1,23 +1,24 @@
 /**
  * The benchmark image: a big OCI layout written fast and kept between runs.
  *
- * `test/helpers/skopeo.ts` `makeSampleLayout` fills layers with a per-byte xorshift loop in JS and
- * gzips at the default level; that is fine for the kilobytes tests use but costs tens of seconds
- * at 512 MiB. Here the content is an AES-128-CTR keystream (hardware AES, GB/s, incompressible) and
- * gzip runs at level 1, two layers at a time on the libuv thread pool. Keys derive from the layer
- * index, so a regenerated image has the same digests.
+ * Written with `testdata/layout-writer.ts`, as the tests' sample images are: layer content is an
+ * AES-128-CTR keystream (incompressible, GB/s), gzip runs at level 1, two layers at a time on the
+ * libuv thread pool. Keys derive from the layer index, so a regenerated image has the same digests.
  */
-import { createCipheriv, createHash } from 'node:crypto'
-import { createWriteStream } from 'node:fs'
-import { mkdir, readFile, rename, rm, writeFile } from 'node:fs/promises'
+import { mkdir, readFile, rm, writeFile } from 'node:fs/promises'
 import { join } from 'node:path'
-import { Readable, Transform, type TransformCallback } from 'node:stream'
-import { pipeline } from 'node:stream/promises'
-import { createGzip } from 'node:zlib'
-import { pack } from 'tar-stream'
 import { MediaType } from '../lib/oci/media-types.js'
 import { forEachLimit } from '../lib/util/concurrency.js'
 import { MiB } from '../lib/util/limits.js'
+import {
+  EPOCH,
+  keystream,
+  writeJsonBlob,
+  writeTarGzLayer,
+  type WrittenBlob,
+} from '../testdata/layout-writer.js'
+
+type LayerDescriptor = WrittenBlob & { diffId: string }
 
 /** What the image looks like; part of the cache key. */
 export interface ImageShape {
@@ -44,11 +45,8 @@ export interface BenchImage {
 export const BENCH_TAG = 'bench'
 /** Written last: a layout without it is a half-written leftover and is rebuilt. */
 const COMPLETE_MARKER = '.bench-complete.json'
-const CHUNK = 1 * MiB
 /** Layers generated at once; zlib and AES run on the thread pool, one layer per core. */
 const GENERATE_CONCURRENCY = 2
-/** A fixed mtime, so the tar bytes depend only on the content (2020-01-01T00:00:00Z). */
-const EPOCH = new Date(Date.UTC(2020, 0, 1))
 
 /** The cache directory's name for a shape, e.g. `image-8x64MiB-gz1`. */
 export function shapeName(shape: ImageShape): string {
@@ -67,7 +65,7 @@ export async function ensureBenchImage(cacheDir: string, shape: ImageShape): Pro
   await rm(dir, { recursive: true, force: true })
   await mkdir(join(dir, 'blobs', 'sha256'), { recursive: true })
   const started = performance.now()
-  const layers: LayerDescriptor[] = new Array<LayerDescriptor>(shape.layers)
+  const layers = new Array<LayerDescriptor>(shape.layers)
   await forEachLimit(
     Array.from({ length: shape.layers }, (_, i) => i),
     GENERATE_CONCURRENCY,
@@ -122,83 +120,18 @@ async function readCached(dir: string): Promise<Omit<BenchImage, 'generatedSecon
   }
 }
 
-interface Descriptor {
-  mediaType: string
-  digest: string
-  size: number
-}
-type LayerDescriptor = Descriptor & { diffId: string }
-
-/** One layer, streamed: tar → (diff_id hash) → gzip → (digest hash) → temp file → rename by digest. */
-async function writeLayer(dir: string, index: number, shape: ImageShape): Promise<LayerDescriptor> {
-  const tar = pack()
-  const header = { uid: 0, gid: 0, uname: 'root', gname: 'root', mtime: EPOCH }
-  tar.entry({ ...header, name: `layer-${index}/`, type: 'directory', mode: 0o755 })
-  const data = tar.entry({ ...header, name: `layer-${index}/data.bin`, mode: 0o644, size: shape.layerBytes })
-  const tmp = join(dir, 'blobs', `.tmp-layer-${index}`)
-  const diffId = new HashPass()
-  const digest = new HashPass()
-  try {
-    await Promise.all([
-      pipeline(keystream(`coffer-bench/layer-${index}`, shape.layerBytes), data).then(() => tar.finalize()),
-      pipeline(
-        tar,
-        diffId,
-        createGzip({ level: shape.gzipLevel, chunkSize: 256 * 1024 }),
-        digest,
-        createWriteStream(tmp),
-      ),
-    ])
-    const hex = digest.hex()
-    await rename(tmp, join(dir, 'blobs', 'sha256', hex))
-    return {
-      mediaType: MediaType.OciLayerGzip,
-      digest: `sha256:${hex}`,
-      size: digest.size,
-      diffId: `sha256:${diffId.hex()}`,
-    }
-  } finally {
-    await rm(tmp, { force: true })
-  }
-}
-
-async function writeJsonBlob(dir: string, mediaType: string, value: unknown): Promise<Descriptor> {
-  const bytes = Buffer.from(JSON.stringify(value))
-  const hex = createHash('sha256').update(bytes).digest('hex')
-  await writeFile(join(dir, 'blobs', 'sha256', hex), bytes)
-  return { mediaType, digest: `sha256:${hex}`, size: bytes.length }
-}
-
-/**
- * `length` pseudo-random bytes: the AES-128-CTR keystream under a key derived from `seed`. Not a
- * secret, only fast (AES-NI), deterministic and incompressible.
- */
-function keystream(seed: string, length: number): Readable {
-  const key = createHash('sha256').update(seed).digest().subarray(0, 16)
-  const cipher = createCipheriv('aes-128-ctr', key, Buffer.alloc(16))
-  const zeros = Buffer.alloc(CHUNK)
-  let left = length
-  return new Readable({
-    highWaterMark: CHUNK,
-    read() {
-      if (left === 0) return void this.push(null)
-      const n = Math.min(left, CHUNK)
-      left -= n
-      this.push(cipher.update(n === CHUNK ? zeros : zeros.subarray(0, n)))
-    },
-  })
-}
-
-/** Passes bytes through unchanged while hashing and counting them. */
-class HashPass extends Transform {
-  readonly #hash = createHash('sha256')
-  size = 0
-  override _transform(chunk: Buffer, _enc: BufferEncoding, cb: TransformCallback): void {
-    this.#hash.update(chunk)
-    this.size += chunk.length
-    cb(null, chunk)
-  }
-  hex(): string {
-    return this.#hash.copy().digest('hex')
-  }
+/** One layer: a directory and `layerBytes` of keystream keyed by the layer index. */
+function writeLayer(dir: string, index: number, shape: ImageShape): Promise<LayerDescriptor> {
+  return writeTarGzLayer(
+    dir,
+    [
+      { name: `layer-${index}/`, type: 'directory' },
+      {
+        name: `layer-${index}/data.bin`,
+        size: shape.layerBytes,
+        stream: keystream(`coffer-bench/layer-${index}`, shape.layerBytes),
+      },
+    ],
+    { gzipLevel: shape.gzipLevel },
+  )
 }

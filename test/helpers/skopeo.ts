@@ -4,15 +4,10 @@
  * images that coffer did not produce.
  */
 import { execFile } from 'node:child_process'
-import { createHash } from 'node:crypto'
-import { createWriteStream } from 'node:fs'
-import { mkdir, readFile, rename, rm, writeFile } from 'node:fs/promises'
+import { mkdir, readFile, writeFile } from 'node:fs/promises'
 import { join } from 'node:path'
-import { Readable, Transform, type TransformCallback } from 'node:stream'
-import { pipeline } from 'node:stream/promises'
 import { promisify } from 'node:util'
-import { createGzip } from 'node:zlib'
-import { pack } from 'tar-stream'
+import { EPOCH, keystream, writeJsonBlob, writeTarGzLayer } from '../../testdata/layout-writer.js'
 
 const execFileP = promisify(execFile)
 
@@ -74,11 +69,8 @@ export interface SampleImage {
 
 const MEDIA_MANIFEST = 'application/vnd.oci.image.manifest.v1+json'
 const MEDIA_CONFIG = 'application/vnd.oci.image.config.v1+json'
-const MEDIA_LAYER_GZIP = 'application/vnd.oci.image.layer.v1.tar+gzip'
 const MEDIA_INDEX = 'application/vnd.oci.image.index.v1+json'
 const REF_NAME = 'org.opencontainers.image.ref.name'
-/** A fixed mtime keeps layers byte-identical across runs (2020-01-01T00:00:00Z). */
-const EPOCH = new Date(Date.UTC(2020, 0, 1))
 
 /**
  * Writes an image `dir:tag` in OCI layout form (image-spec image-layout.md): `oci-layout`,
@@ -86,7 +78,7 @@ const EPOCH = new Date(Date.UTC(2020, 0, 1))
  * An existing layout in `dir` keeps its other tags; an entry with the same tag is replaced.
  *
  * Each of the `layers` (default 2) gzip'd tars holds `layer-<i>/hello.txt` and `layer-<i>/data.bin`
- * with `layerBytes` (default 4096) pseudo-random bytes. Content is seeded from tag and layer index:
+ * with `layerBytes` (default 4096) keystream bytes. Content is seeded from tag and layer index:
  * the same call always writes the same digests, and big layers barely compress, so byte counts in
  * transfer tests stay close to `layerBytes`. skopeo and `umoci unpack --rootless` accept the result.
  */
@@ -147,84 +139,17 @@ type IndexEntry = SampleDescriptor & {
   annotations?: Record<string, string>
 }
 
-/** One layer, streamed: tar → (diff_id hash) → gzip → (digest hash) → temp file → rename by digest. */
-async function writeLayer(
+/** One layer: `layer-<i>/hello.txt` and `bytes` of keystream seeded by tag and index. */
+function writeLayer(
   dir: string,
   tag: string,
   index: number,
   bytes: number,
 ): Promise<SampleDescriptor & { diffId: string }> {
-  const tar = pack()
   const root = `layer-${index}`
-  const header = { uid: 0, gid: 0, uname: 'root', gname: 'root', mtime: EPOCH }
-  tar.entry({ ...header, name: `${root}/`, type: 'directory', mode: 0o755 })
-  tar.entry({ ...header, name: `${root}/hello.txt`, mode: 0o644 }, `hello from ${tag} layer ${index}\n`)
-  const data = tar.entry({ ...header, name: `${root}/data.bin`, mode: 0o644, size: bytes })
-  const content = seededBytes(`${tag}/${index}`, bytes)
-  const tmp = join(dir, 'blobs', `.tmp-layer-${index}-${process.pid}`)
-  const diffId = new HashPass()
-  const digest = new HashPass()
-  try {
-    await Promise.all([
-      pipeline(content, data).then(() => tar.finalize()),
-      pipeline(tar, diffId, createGzip(), digest, createWriteStream(tmp)),
-    ])
-    const hex = digest.hex()
-    await rename(tmp, join(dir, 'blobs', 'sha256', hex))
-    return {
-      mediaType: MEDIA_LAYER_GZIP,
-      digest: `sha256:${hex}`,
-      size: digest.size,
-      diffId: `sha256:${diffId.hex()}`,
-    }
-  } finally {
-    await rm(tmp, { force: true })
-  }
-}
-
-async function writeJsonBlob(dir: string, mediaType: string, value: unknown): Promise<SampleDescriptor> {
-  const bytes = Buffer.from(JSON.stringify(value))
-  const hex = createHash('sha256').update(bytes).digest('hex')
-  await writeFile(join(dir, 'blobs', 'sha256', hex), bytes)
-  return { mediaType, digest: `sha256:${hex}`, size: bytes.length }
-}
-
-/** Passes bytes through unchanged while hashing and counting them. */
-class HashPass extends Transform {
-  readonly #hash = createHash('sha256')
-  size = 0
-  override _transform(chunk: Buffer, _enc: BufferEncoding, cb: TransformCallback): void {
-    this.#hash.update(chunk)
-    this.size += chunk.length
-    cb(null, chunk)
-  }
-  hex(): string {
-    return this.#hash.copy().digest('hex')
-  }
-}
-
-/**
- * `length` pseudo-random bytes from a string seed (xorshift32 seeded by FNV-1a), in 64 KiB chunks so a
- * big layer never sits in memory. Not cryptographic: it only has to be deterministic and incompressible.
- */
-function seededBytes(seed: string, length: number): Readable {
-  let state = 0x811c9dc5
-  for (const c of Buffer.from(seed)) state = Math.imul(state ^ c, 0x01000193) >>> 0
-  if (state === 0) state = 1
-  let left = length
-  return new Readable({
-    read() {
-      if (left === 0) return void this.push(null)
-      const chunk = Buffer.alloc(Math.min(left, 64 * 1024))
-      for (let i = 0; i < chunk.length; i += 4) {
-        state ^= state << 13
-        state ^= state >>> 17
-        state ^= state << 5
-        state >>>= 0
-        for (let b = 0; b < 4 && i + b < chunk.length; b++) chunk[i + b] = (state >>> (8 * b)) & 0xff
-      }
-      left -= chunk.length
-      this.push(chunk)
-    },
-  })
+  return writeTarGzLayer(dir, [
+    { name: `${root}/`, type: 'directory' },
+    { name: `${root}/hello.txt`, content: `hello from ${tag} layer ${index}\n` },
+    { name: `${root}/data.bin`, size: bytes, stream: keystream(`${tag}/${index}`, bytes) },
+  ])
 }

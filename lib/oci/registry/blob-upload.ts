@@ -3,7 +3,7 @@ import { CofferError } from '../../util/errors.js'
 import type { Io } from '../../util/io.js'
 import { KiB, MiB } from '../../util/limits.js'
 import type { Descriptor } from '../schemas.js'
-import { discard, header } from './http.js'
+import { discard, header, type HttpResponse } from './http.js'
 import { isRetryableNetworkError, isRetryableStatus } from './retry.js'
 import type { Repository } from './repository.js'
 
@@ -89,9 +89,9 @@ async function uploadInSession(
     idempotent: false,
     ...o,
   })
-  if (started.status !== 202) throw await repo.registry.fail(started, `starting the upload of ${desc.digest}`)
-  await discard(started)
-  let location = locationOf(started.headers.location, base, repo)
+  const firstLocation = started.headers.location
+  await expectAnswer(repo, started, 202, `starting the upload of ${desc.digest}`)
+  let location = locationOf(firstLocation, base, repo)
 
   if (o.chunkSize === undefined && desc.size <= MONOLITHIC_MAX) {
     await finish(repo, desc, location, () => open(0), desc.size, o)
@@ -116,16 +116,7 @@ async function uploadInSession(
         idempotent: false,
         ...o,
       })
-      if (res.status === 404) {
-        await discard(res)
-        throw new SessionLost()
-      }
-      if (isRetryableStatus(res.status)) {
-        await discard(res)
-        throw new TransientStatus(`HTTP ${res.status}`)
-      }
-      if (res.status !== 202) throw await repo.registry.fail(res, `uploading ${desc.digest}`)
-      await discard(res)
+      await expectAnswer(repo, res, 202, `uploading ${desc.digest}`)
       location = locationOf(res.headers.location ?? location.toString(), base, repo)
       offset += length
       stalled = 0
@@ -142,6 +133,24 @@ async function uploadInSession(
     }
   }
   await finish(repo, desc, location, undefined, 0, o)
+}
+
+/**
+ * Checks an upload step's answer: `expected` goes on; 404 means the session is gone; a 5xx/429
+ * is transient; anything else is the registry's coded error. The body is always drained.
+ */
+async function expectAnswer(
+  repo: Repository,
+  res: HttpResponse,
+  expected: number,
+  what: string,
+): Promise<void> {
+  if (res.status === expected) return discard(res)
+  if (res.status === 404 || isRetryableStatus(res.status)) {
+    await discard(res)
+    throw res.status === 404 ? new SessionLost() : new TransientStatus(`HTTP ${res.status}`)
+  }
+  throw await repo.registry.fail(res, what)
 }
 
 /** PUT `?digest=`, with the last bytes or none. */
@@ -164,16 +173,7 @@ async function finish(
     idempotent: false,
     ...o,
   })
-  if (res.status === 404) {
-    await discard(res)
-    throw new SessionLost()
-  }
-  if (isRetryableStatus(res.status)) {
-    await discard(res)
-    throw new TransientStatus(`HTTP ${res.status}`)
-  }
-  if (res.status !== 201) throw await repo.registry.fail(res, `finishing the upload of ${desc.digest}`)
-  await discard(res)
+  await expectAnswer(repo, res, 201, `finishing the upload of ${desc.digest}`)
 }
 
 /** `GET <location>`: how much the registry kept (`Range: 0-<last>`), and where to go on. */

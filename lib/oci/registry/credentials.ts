@@ -1,10 +1,9 @@
 import { execFile } from 'node:child_process'
-import { open } from 'node:fs/promises'
 import { homedir } from 'node:os'
 import { join } from 'node:path'
 import { z } from 'zod'
 import { CofferError } from '../../util/errors.js'
-import { readAllLimited, throwIfAborted, type Io } from '../../util/io.js'
+import { readOptionalFileLimited, throwIfAborted, type Io } from '../../util/io.js'
 import { MAX_CREDENTIALS_FILE_BYTES } from '../../util/limits.js'
 
 /**
@@ -147,22 +146,13 @@ interface ParsedAuthFile {
 
 /** Reads and validates one auth file; a missing one is `undefined` (c/image treats it as empty). */
 async function readAuthFile({ path, legacy }: AuthPath): Promise<ParsedAuthFile | undefined> {
-  let raw: Buffer
-  try {
-    const fh = await open(path, 'r')
-    try {
-      raw = await readAllLimited(fh.createReadStream({ autoClose: false }), MAX_CREDENTIALS_FILE_BYTES, path)
-    } finally {
-      await fh.close()
-    }
-  } catch (err) {
-    const code = (err as NodeJS.ErrnoException).code
-    if (code === 'ENOENT' || code === 'ENOTDIR') return undefined
-    if (err instanceof CofferError) throw err
-    throw new CofferError('ERR_AUTH_FILE_INVALID', `cannot read auth file ${path}: ${code ?? 'read error'}`, {
-      cause: err,
-    })
-  }
+  const raw = await readOptionalFileLimited(
+    path,
+    MAX_CREDENTIALS_FILE_BYTES,
+    `auth file ${path}`,
+    'ERR_AUTH_FILE_INVALID',
+  )
+  if (!raw) return undefined
 
   let json: unknown
   try {

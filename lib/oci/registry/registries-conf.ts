@@ -1,10 +1,10 @@
-import { open, readdir } from 'node:fs/promises'
+import { readdir } from 'node:fs/promises'
 import { homedir } from 'node:os'
 import { join } from 'node:path'
 import { parse as parseToml, TomlError } from 'smol-toml'
 import { z } from 'zod'
 import { CofferError } from '../../util/errors.js'
-import { readAllLimited } from '../../util/io.js'
+import { readOptionalFileLimited } from '../../util/io.js'
 import { MAX_REGISTRIES_CONF_BYTES } from '../../util/limits.js'
 
 /**
@@ -401,26 +401,13 @@ function matchLength(ref: string, prefix: string): number {
 
 /** The file's text, or `undefined` if it does not exist. */
 async function readConfFile(path: string): Promise<string | undefined> {
-  try {
-    const fh = await open(path, 'r')
-    try {
-      const buf = await readAllLimited(
-        fh.createReadStream({ autoClose: false }),
-        MAX_REGISTRIES_CONF_BYTES,
-        `registries configuration ${path}`,
-      )
-      return buf.toString('utf8')
-    } finally {
-      await fh.close()
-    }
-  } catch (err) {
-    const code = (err as NodeJS.ErrnoException).code
-    if (code === 'ENOENT' || code === 'ENOTDIR') return undefined
-    if (err instanceof CofferError) throw err
-    throw new CofferError('ERR_REGISTRIES_CONF_INVALID', `cannot read ${path}: ${code ?? 'read error'}`, {
-      cause: err,
-    })
-  }
+  const bytes = await readOptionalFileLimited(
+    path,
+    MAX_REGISTRIES_CONF_BYTES,
+    `registries configuration ${path}`,
+    'ERR_REGISTRIES_CONF_INVALID',
+  )
+  return bytes?.toString('utf8')
 }
 
 /** `*.conf` files directly in `dir` (no recursion), in name order; none if `dir` does not exist. */
