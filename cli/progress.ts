@@ -35,7 +35,8 @@ export async function copyProgress(ctx: CommandContext): Promise<{ sink: CopyEve
   const multibar = new MultiBar(
     {
       stream: process.stderr,
-      format: '{label} [{bar}] {percentage}% | {done} / {total}',
+      // Not {total}/{value}: those are cli-progress's own raw numbers; ours are human sizes.
+      format: '{label} [{bar}] {percentage}% | {copied} / {size}',
       hideCursor: true,
       clearOnComplete: false,
       stopOnComplete: false,
@@ -52,16 +53,16 @@ export async function copyProgress(ctx: CommandContext): Promise<{ sink: CopyEve
           e.digest,
           multibar.create(e.size, 0, {
             label: `Copying blob ${shortDigest(e.digest)}`,
-            done: humanBytes(0),
-            total: humanBytes(e.size),
+            copied: humanBytes(0),
+            size: humanBytes(e.size),
           }),
         )
         break
       case 'blob-progress':
-        bars.get(e.digest)?.update(Math.min(e.bytes, e.size), { done: humanBytes(e.bytes) })
+        bars.get(e.digest)?.update(Math.min(e.bytes, e.size), { copied: humanBytes(e.bytes) })
         break
       case 'blob-done':
-        bars.get(e.digest)?.update(e.size, { done: humanBytes(e.size) })
+        bars.get(e.digest)?.update(e.size, { copied: humanBytes(e.size) })
         break
       case 'blob-skipped':
         multibar.log(
@@ -75,7 +76,17 @@ export async function copyProgress(ctx: CommandContext): Promise<{ sink: CopyEve
         break
     }
   }
-  return { sink, stop: () => multibar.stop() }
+  // One last frame before stopping: a copy faster than the frame rate would otherwise show no bars.
+  let stopped = false
+  return {
+    sink,
+    stop: () => {
+      if (stopped) return
+      stopped = true
+      multibar.update()
+      multibar.stop()
+    },
+  }
 }
 
 function plainLines(e: CopyEvent): void {

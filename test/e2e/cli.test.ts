@@ -1,10 +1,12 @@
 /** The coffer binary as a user meets it: help that teaches, a fast --version, and the demo. */
+import { execFile } from 'node:child_process'
 import { mkdtemp, readdir, readFile, rm } from 'node:fs/promises'
+import { promisify } from 'node:util'
 import { tmpdir } from 'node:os'
 import { dirname, join } from 'node:path'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { COFFER_BIN, coffer } from '../helpers/coffer.js'
-import { skopeo } from '../helpers/skopeo.js'
+import { makeSampleLayout, skopeo } from '../helpers/skopeo.js'
 
 describe('coffer CLI', () => {
   it('--version prints the package version', async () => {
@@ -48,6 +50,33 @@ describe('coffer CLI', () => {
     expect(bad.code).toBe(2)
     expect((await coffer(['copy', 'oci:only-one'])).code).toBe(2)
     expect(bad.stderr).toContain('unknown option')
+  })
+})
+
+describe('progress output', () => {
+  it('draws bars with human sizes on a terminal, and plain lines elsewhere', async () => {
+    const work = await mkdtemp(join(tmpdir(), 'coffer-tty-'))
+    try {
+      await makeSampleLayout(join(work, 'src'), 'v1', { layers: 2, layerBytes: 3_000_000 })
+      // util-linux `script` gives the command a real pseudo-terminal.
+      const cmd = `${process.execPath} ${COFFER_BIN} copy oci:${join(work, 'src')}:v1 oci:${join(work, 'tty')}:x`
+      const tty = await promisify(execFile)('script', ['-qec', cmd, '/dev/null'], { encoding: 'utf8' })
+      const screen = tty.stdout.replace(/\r/g, '\n')
+      expect(screen).toMatch(/Copying blob sha256:[0-9a-f]{12} \[[█░]+\] 100% \| 2\.9 MiB \/ 2\.9 MiB/)
+      expect(screen).not.toContain('{')
+      const plain = await coffer(['copy', `oci:${join(work, 'src')}:v1`, `oci:${join(work, 'plain')}:x`])
+      expect(plain.stderr).toMatch(/^Copying blob sha256:[0-9a-f]{12} \(2\.9 MiB\)$/m)
+      expect(plain.stderr).not.toContain('█')
+      const quiet = await coffer([
+        'copy',
+        '-q',
+        `oci:${join(work, 'src')}:v1`,
+        `oci:${join(work, 'quiet')}:x`,
+      ])
+      expect(quiet.stdout + quiet.stderr).toBe('')
+    } finally {
+      await rm(work, { recursive: true, force: true })
+    }
   })
 })
 
