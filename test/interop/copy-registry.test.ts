@@ -114,6 +114,53 @@ describe.each(['none', 'basic', 'token'] as const)('round trip through a registr
   }
 
   if (auth === 'token') {
+    it('an identity token in auth.json is traded for access tokens (OAuth2 refresh_token grant)', async () => {
+      // Log in as `docker login` would: the realm from the registry's challenge, a password grant
+      // with access_type=offline, keep only the refresh token.
+      const challenge = (await fetch(`${reg.url}/v2/`)).headers.get('www-authenticate') ?? ''
+      const realm = /realm="([^"]+)"/.exec(challenge)![1]!
+      const service = /service="([^"]+)"/.exec(challenge)![1]!
+      const form = new URLSearchParams({
+        grant_type: 'password',
+        username: reg.username!,
+        password: reg.password!,
+        service,
+        client_id: 'test',
+        access_type: 'offline',
+      })
+      const login = (await (await fetch(realm, { method: 'POST', body: form })).json()) as {
+        refresh_token: string
+      }
+      expect(login.refresh_token).toBeTruthy()
+      const authfile = join(work, 'identity.json')
+      await writeFile(
+        authfile,
+        JSON.stringify({ auths: { [reg.host]: { identitytoken: login.refresh_token } } }),
+      )
+      const run = await coffer([
+        'copy',
+        '--authfile',
+        authfile,
+        `docker://${reg.host}/rt/app:1`,
+        `oci:${join(work, 'identity')}:x`,
+      ])
+      expect(run.stderr).not.toContain('coffer:')
+      expect(run.code).toBe(0)
+      await writeFile(
+        authfile,
+        JSON.stringify({ auths: { [reg.host]: { identitytoken: 'not-a-refresh-token' } } }),
+      )
+      const bad = await coffer([
+        'copy',
+        '--authfile',
+        authfile,
+        `docker://${reg.host}/rt/app:1`,
+        `oci:${join(work, 'identity-bad')}:x`,
+      ])
+      expect(bad.code).not.toBe(0)
+      expect(bad.stderr).not.toContain('not-a-refresh-token')
+    })
+
     it('caches tokens per scope instead of asking for one per request', async () => {
       const before = reg.tokenRequests()
       const run = await coffer([
