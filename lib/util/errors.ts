@@ -63,6 +63,13 @@ export const CODES = {
   ERR_REGISTRIES_CONF_INVALID: 'invalid_argument',
   ERR_REGISTRY_BLOCKED: 'permission_denied',
   ERR_AUTH_HELPER_FAILED: 'unauthenticated',
+  // lib/crypt: layer encryption
+  ERR_CRYPT_DECRYPT_FAILED: 'data_loss',
+  ERR_CRYPT_NO_KEY: 'failed_precondition',
+  ERR_CRYPT_KEY_INVALID: 'invalid_argument',
+  ERR_CRYPT_OPTIONS_INVALID: 'invalid_argument',
+  ERR_CRYPT_UNSUPPORTED: 'unimplemented',
+  ERR_CRYPT_RECIPIENT_INVALID: 'invalid_argument',
 } as const satisfies Record<string, ErrorClass>
 
 export type CofferErrorCode = keyof typeof CODES
