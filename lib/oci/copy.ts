@@ -1,11 +1,13 @@
-import { pipeline } from 'node:stream'
+import { pipeline, type Readable, type Transform } from 'node:stream'
 import { forEachLimit } from '../util/concurrency.js'
 import { CofferError } from '../util/errors.js'
 import type { Io } from '../util/io.js'
 import { countingStream } from '../util/streams.js'
-import type { Digest } from './digest.js'
 import type { CopyEventSink } from './copy-events.js'
-import type { ImageDestination, ImageSource } from './image-transport.js'
+import type { BlobOpener, ImageDestination, ImageSource } from './image-transport.js'
+import type { LayerTransform, TransformedLayer } from './layer-transform.js'
+import { rewriteIndex, rewriteManifest } from './rewrite-manifest.js'
+import { verifyingStream, type Digest } from './digest.js'
 import type { ManifestDocument } from './manifest.js'
 import { formatPlatform, hostPlatform, requireManifest, type PlatformSpec } from './platform.js'
 import type { Descriptor } from './schemas.js'
@@ -18,6 +20,8 @@ export interface CopyOptions extends Io {
   /** Blobs in flight at once (containers/image copies 6 layers in parallel). */
   concurrency?: number
   onEvent?: CopyEventSink
+  /** Rewrites selected layers on the way (encryption, decryption); manifests are rewritten to match. */
+  layerTransform?: LayerTransform
 }
 
 export interface CopyResult {
@@ -73,64 +77,98 @@ export async function copyImage(
   } else {
     written = top
   }
-  await copyTree(written, true, 0)
-  await dest.commit(io)
+  const transformed: TransformedLayer[] = []
+  try {
+    written = await copyTree(written, true, 0)
+    await dest.commit(io)
+  } finally {
+    await Promise.all(transformed.map((t) => t.dispose()))
+  }
   emit({ type: 'done', digest: written.digest, mediaType: written.mediaType })
   return { digest: written.digest, mediaType: written.mediaType, ...stats }
 
-  async function copyTree(doc: ManifestDocument, isTop: boolean, depth: number): Promise<void> {
+  /** Copies a manifest or index with everything below it; returns what was written (rewritten if layers changed). */
+  async function copyTree(doc: ManifestDocument, isTop: boolean, depth: number): Promise<ManifestDocument> {
+    let out: ManifestDocument
     if (doc.kind === 'index') {
-      if (depth >= MAX_INDEX_DEPTH)
-        throw new CofferError(
-          'ERR_OCI_MANIFEST_INVALID',
-          `${src.name}: indexes nested deeper than ${MAX_INDEX_DEPTH}`,
-        )
-      for (const desc of doc.index.manifests) await copyTree(await getChild(src, desc, io), false, depth + 1)
+      if (depth >= MAX_INDEX_DEPTH) throw new CofferError('ERR_OCI_MANIFEST_INVALID', `${src.name}: indexes nested deeper than ${MAX_INDEX_DEPTH}`)
+      const children: Descriptor[] = []
+      for (const desc of doc.index.manifests) {
+        const child = await copyTree(await getChild(src, desc, io), false, depth + 1)
+        children.push(child.digest === desc.digest ? desc : { ...desc, mediaType: child.mediaType, digest: child.digest, size: child.bytes.length })
+      }
+      out = children.every((c, i) => c === doc.index.manifests[i]) ? doc : rewriteIndex(doc, children)
     } else {
-      await copyBlobs(uniqueBlobs([doc.manifest.config, ...doc.manifest.layers]))
+      const layers = await copyBlobs(doc.manifest.config, doc.manifest.layers)
+      out = layers.every((l, i) => l === doc.manifest.layers[i]) ? doc : rewriteManifest(doc, layers)
     }
-    await dest.putManifest(doc, { ...io, top: isTop })
-    emit({ type: 'manifest-written', digest: doc.digest, mediaType: doc.mediaType, top: isTop })
+    await dest.putManifest(out, { ...io, top: isTop })
+    emit({ type: 'manifest-written', digest: out.digest, mediaType: out.mediaType, top: isTop })
+    return out
   }
 
-  async function copyBlobs(blobs: Descriptor[]): Promise<void> {
+  /** Copies the config and the layers; returns the layer descriptors as written. */
+  async function copyBlobs(config: Descriptor, layers: Descriptor[]): Promise<Descriptor[]> {
+    const t = o.layerTransform
+    const wanted = new Set(t ? layers.filter((d, i) => t.wants(d, i, layers.length)).map((d) => d.digest) : [])
+    const results = new Map<string, Descriptor>()
     await forEachLimit(
-      blobs,
+      uniqueBlobs([config, ...layers]),
       o.concurrency ?? DEFAULT_COPY_CONCURRENCY,
       async (desc, signal) => {
-        const io = { signal }
-        if (await dest.hasBlob(desc, io)) {
-          stats.blobsSkipped++
-          emit({ type: 'blob-skipped', digest: desc.digest, size: desc.size, reason: 'exists' })
+        const blobIo = { signal }
+        if (t && wanted.has(desc.digest) && desc !== config) {
+          // === transform: read the verified source layer, write its new form to a spool
+          const read = async (): Promise<Readable> => pipe(await src.getBlob(desc, blobIo), verifyingStream(desc.digest, desc.size))
+          const layer = await t.apply(desc, read, blobIo)
+          transformed.push(layer)
+          await putOne(layer.desc, layer.open, blobIo)
+          results.set(desc.digest, layer.desc)
           return
         }
-        if (await dest.tryMountBlob(desc, src, io)) {
-          stats.blobsSkipped++
-          emit({ type: 'blob-skipped', digest: desc.digest, size: desc.size, reason: 'mounted' })
-          return
-        }
-        emit({ type: 'blob-start', digest: desc.digest, size: desc.size, mediaType: desc.mediaType })
-        let sent = 0
-        await dest.putBlob(
-          desc,
-          async (offset) => {
-            const body = await src.getBlob(desc, { ...io, offset })
-            // === progress: counts what the destination consumed, resumed offsets included
-            const counter = countingStream((bytes) => {
-              sent = bytes
-              emit({ type: 'blob-progress', digest: desc.digest, bytes, size: desc.size })
-            }, offset)
-            return pipeline(body, counter, () => {})
-          },
-          io,
-        )
-        stats.blobsCopied++
-        stats.bytesCopied += sent
-        emit({ type: 'blob-done', digest: desc.digest, size: desc.size })
+        await putOne(desc, (offset) => src.getBlob(desc, { ...blobIo, offset }), blobIo)
+        results.set(desc.digest, desc)
       },
       o.signal,
     )
+    return layers.map((d) => results.get(d.digest) ?? d)
   }
+
+  /** One blob to the destination: skipped if present, mounted if possible, else streamed. */
+  async function putOne(desc: Descriptor, open: BlobOpener, blobIo: Io): Promise<void> {
+    if (await dest.hasBlob(desc, blobIo)) {
+      stats.blobsSkipped++
+      emit({ type: 'blob-skipped', digest: desc.digest, size: desc.size, reason: 'exists' })
+      return
+    }
+    if (await dest.tryMountBlob(desc, src, blobIo)) {
+      stats.blobsSkipped++
+      emit({ type: 'blob-skipped', digest: desc.digest, size: desc.size, reason: 'mounted' })
+      return
+    }
+    emit({ type: 'blob-start', digest: desc.digest, size: desc.size, mediaType: desc.mediaType })
+    let sent = 0
+    await dest.putBlob(
+      desc,
+      async (offset) => {
+        // === progress: counts what the destination consumed, resumed offsets included
+        const counter = countingStream((bytes) => {
+          sent = bytes
+          emit({ type: 'blob-progress', digest: desc.digest, bytes, size: desc.size })
+        }, offset)
+        return pipe(await open(offset), counter)
+      },
+      blobIo,
+    )
+    stats.blobsCopied++
+    stats.bytesCopied += sent
+    emit({ type: 'blob-done', digest: desc.digest, size: desc.size })
+  }
+}
+
+/** `a | b` with errors carried forward (stream.pipeline, not a bare pipe). */
+function pipe(from: Readable, to: Transform): Transform {
+  return pipeline(from, to, () => {})
 }
 
 /** A child of an index, whose media type must agree with the index's descriptor. */

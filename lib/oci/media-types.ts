@@ -75,3 +75,23 @@ export function detectCompression(head: Uint8Array): Compression {
     return 'zstd'
   return 'none'
 }
+
+/** Docker media types and their OCI equivalents (containers/image `manifest.OCI1FromManifest`). */
+const DOCKER_TO_OCI: Record<string, string> = {
+  [MediaType.DockerManifest]: MediaType.OciManifest,
+  [MediaType.DockerManifestList]: MediaType.OciIndex,
+  [MediaType.DockerConfig]: MediaType.OciConfig,
+  [MediaType.DockerLayerGzip]: MediaType.OciLayerGzip,
+  [MediaType.DockerLayer]: MediaType.OciLayer,
+  [MediaType.DockerForeignLayerGzip]: MediaType.OciLayerNondistributableGzip,
+  [MediaType.DockerForeignLayer]: MediaType.OciLayerNondistributable,
+}
+
+/** The OCI spelling of a Docker media type; anything else unchanged. */
+export function toOciMediaType(mt: string): string {
+  return DOCKER_TO_OCI[mt] ?? mt
+}
+
+export function isDockerMediaType(mt: string): boolean {
+  return mt.startsWith('application/vnd.docker.')
+}

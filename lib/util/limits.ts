@@ -23,3 +23,8 @@ export const MAX_REGISTRIES_CONF_BYTES = 1 * MiB
 export const CONNECT_TIMEOUT_MS = 30_000
 export const HEADERS_TIMEOUT_MS = 60_000
 export const BODY_IDLE_TIMEOUT_MS = 60_000
+
+/** Layer cipher options (ocicrypt's private options are ~200 bytes; public ones ~100). */
+export const MAX_CRYPT_OPTIONS_BYTES = 64 * KiB
+/** One `org.opencontainers.image.enc.keys.*` annotation (all recipients' wrapped keys). */
+export const MAX_KEYS_ANNOTATION_BYTES = 1 * MiB

@@ -1,0 +1,80 @@
+import { createCipheriv, createDecipheriv, createHmac, randomBytes, timingSafeEqual } from 'node:crypto'
+import { Transform, type TransformCallback } from 'node:stream'
+import type { Digest } from '../oci/digest.js'
+import { AES_256_CTR_HMAC_SHA256, decryptFailed, type PrivateOptions, type PublicOptions } from './block-cipher-options.js'
+import { CofferError } from '../util/errors.js'
+
+/**
+ * ocicrypt's layer cipher `AES_256_CTR_HMAC_SHA256` (`blockcipher/blockcipher_aes_ctr.go`):
+ * AES-256-CTR with the 16-byte nonce as the initial 128-bit big-endian counter block (Go
+ * `cipher.NewCTR`, OpenSSL `aes-256-ctr`), then HMAC-SHA256 over the whole ciphertext, keyed with
+ * the same 32-byte key. Ciphertext length equals plaintext length; the MAC is known only at EOF.
+ */
+export interface LayerEncryptor {
+  /** Plaintext in, ciphertext out. */
+  readonly stream: Transform
+  /** After the stream ended: the options to wrap (private) and to publish (public). */
+  options(): { privateOptions: PrivateOptions; publicOptions: PublicOptions }
+}
+
+/** A fresh random key and nonce per layer; `digest` is the plaintext layer's, as ocicrypt records it. */
+export function createLayerEncryptor(plaintextDigest: Digest): LayerEncryptor {
+  const symkey = randomBytes(32)
+  const nonce = randomBytes(16)
+  const cipher = createCipheriv('aes-256-ctr', symkey, nonce)
+  const mac = createHmac('sha256', symkey)
+  let hmac: Buffer | undefined
+  const stream = new Transform({
+    transform(chunk: Buffer, _enc, cb: TransformCallback) {
+      const out = cipher.update(chunk)
+      mac.update(out)
+      cb(null, out)
+    },
+    flush(cb: TransformCallback) {
+      const tail = cipher.final() // empty for CTR, kept for form
+      if (tail.length) {
+        mac.update(tail)
+        this.push(tail)
+      }
+      hmac = mac.digest()
+      cb()
+    },
+  })
+  return {
+    stream,
+    options() {
+      if (!hmac) throw new CofferError('ERR_INTERNAL', 'layer options read before the layer was encrypted')
+      return {
+        privateOptions: { symkey, digest: plaintextDigest, cipherOptions: { nonce } },
+        publicOptions: { cipher: AES_256_CTR_HMAC_SHA256, hmac, cipherOptions: {} },
+      }
+    },
+  }
+}
+
+/**
+ * Ciphertext in, plaintext out. The HMAC is checked at EOF, in constant time; on a mismatch the
+ * stream fails with ERR_CRYPT_DECRYPT_FAILED ('decryption failed'), so whoever consumes it must
+ * treat everything it read as untrusted until the stream ended cleanly (coffer spools it).
+ */
+export function createLayerDecryptor(priv: PrivateOptions, pub: PublicOptions): Transform {
+  if (pub.cipher !== AES_256_CTR_HMAC_SHA256) {
+    throw new CofferError('ERR_CRYPT_UNSUPPORTED', `layer cipher "${pub.cipher.slice(0, 64)}" is not supported (only ${AES_256_CTR_HMAC_SHA256})`)
+  }
+  // As ocicrypt's GetOpt: the nonce may sit in the public or the private options.
+  const nonce = pub.cipherOptions.nonce ?? priv.cipherOptions.nonce
+  if (!nonce || nonce.length !== 16 || priv.symkey.length !== 32 || pub.hmac.length !== 32) throw decryptFailed()
+  const decipher = createDecipheriv('aes-256-ctr', priv.symkey, nonce)
+  const mac = createHmac('sha256', priv.symkey)
+  return new Transform({
+    transform(chunk: Buffer, _enc, cb: TransformCallback) {
+      mac.update(chunk)
+      cb(null, decipher.update(chunk))
+    },
+    flush(cb: TransformCallback) {
+      const tail = decipher.final()
+      if (tail.length) this.push(tail)
+      cb(timingSafeEqual(mac.digest(), pub.hmac) ? null : decryptFailed())
+    },
+  })
+}

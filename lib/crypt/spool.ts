@@ -1,0 +1,51 @@
+import { randomBytes } from 'node:crypto'
+import { createReadStream, createWriteStream } from 'node:fs'
+import { mkdtemp, rm } from 'node:fs/promises'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
+import { Transform, type Readable, type TransformCallback } from 'node:stream'
+import { pipeline } from 'node:stream/promises'
+import { Digester, type Digest } from '../oci/digest.js'
+import type { Io } from '../util/io.js'
+
+/** A transformed layer parked on disk: its digest is known, and it can be re-read for retries. */
+export interface SpooledBlob {
+  readonly digest: Digest
+  readonly size: number
+  open(offset: number): Promise<Readable>
+  remove(): Promise<void>
+}
+
+/**
+ * Streams `source` through `transforms` into a private temp file, hashing what comes out.
+ *
+ * Why spool: encryption output is random (a fresh key and nonce per layer), so a retried or
+ * resumed upload must send the very same bytes again; and decrypted output may not be used before
+ * its HMAC has been checked at EOF. The file lives under $TMPDIR in a 0700 directory and is
+ * removed by `remove()`; it never holds a key.
+ */
+export async function spool(source: Readable, transforms: Transform[], o: Io = {}): Promise<SpooledBlob> {
+  const dir = await mkdtemp(join(tmpdir(), 'coffer-spool-'))
+  const path = join(dir, randomBytes(8).toString('hex'))
+  const digester = new Digester()
+  const tap = new Transform({
+    transform(chunk: Buffer, _e, cb: TransformCallback) {
+      digester.update(chunk)
+      cb(null, chunk)
+    },
+  })
+  try {
+    const out = createWriteStream(path, { flags: 'wx', mode: 0o600, highWaterMark: 1 << 20 })
+    await pipeline([source, ...transforms, tap, out], o.signal ? { signal: o.signal } : {})
+  } catch (err) {
+    source.destroy()
+    await rm(dir, { recursive: true, force: true })
+    throw err
+  }
+  return {
+    digest: digester.digest(),
+    size: digester.size,
+    open: async (offset) => createReadStream(path, { start: offset, highWaterMark: 64 * 1024 }),
+    remove: () => rm(dir, { recursive: true, force: true }),
+  }
+}
