@@ -1,0 +1,52 @@
+import type { Readable } from 'node:stream'
+import type { LayerTransform, TransformedLayer } from '../oci/layer-transform.js'
+import type { Descriptor } from '../oci/schemas.js'
+import { CofferError } from '../util/errors.js'
+import type { Io } from '../util/io.js'
+import { parsePrivateOptions, parsePublicOptions } from './block-cipher-options.js'
+import { unwrapPrivateOptions } from './key-wrapping.js'
+import { ENC_ANNOTATION_PREFIX, PUBOPTS_ANNOTATION, type DecryptConfig, type KeyWrapper } from './keywrap.js'
+import { createLayerDecryptor } from './layer-cipher.js'
+import { decryptedMediaType, isEncryptedMediaType } from './media-types.js'
+import { spool } from './spool.js'
+
+export interface DecryptOptions {
+  wrappers: readonly KeyWrapper[]
+  config: DecryptConfig
+}
+
+/**
+ * The decryption step of the copy pipeline: each `+encrypted` layer is decrypted into a spool,
+ * and only if its HMAC verified at EOF does it become the layer the destination receives
+ * (ocicrypt lets most plaintext through before the verdict; coffer does not). The plaintext must
+ * also hash to the digest the private options recorded. Every `org.opencontainers.image.enc.*`
+ * annotation is dropped, as ocicrypt's FilterOutAnnotations does.
+ */
+export function decryptionStep(o: DecryptOptions): LayerTransform {
+  return {
+    wants: (desc) => isEncryptedMediaType(desc.mediaType),
+    async apply(desc: Descriptor, read: () => Promise<Readable>, io: Io): Promise<TransformedLayer> {
+      const where = `layer ${desc.digest}`
+      const annotations = desc.annotations ?? {}
+      const pubopts = annotations[PUBOPTS_ANNOTATION]
+      if (pubopts === undefined) throw new CofferError('ERR_CRYPT_OPTIONS_INVALID', `${where} is encrypted but has no ${PUBOPTS_ANNOTATION} annotation`)
+      const pub = parsePublicOptions(pubopts, where)
+      const priv = parsePrivateOptions(await unwrapPrivateOptions(o.wrappers, o.config, annotations, where, io))
+      const blob = await spool(await read(), [createLayerDecryptor(priv, pub)], io)
+      if (priv.digest && blob.digest !== priv.digest) {
+        await blob.remove()
+        throw new CofferError('ERR_CRYPT_DECRYPT_FAILED', 'decryption failed')
+      }
+      const kept = Object.fromEntries(Object.entries(annotations).filter(([k]) => !k.startsWith(ENC_ANNOTATION_PREFIX)))
+      const { annotations: _a, ...rest } = desc
+      const newDesc: Descriptor = {
+        ...rest,
+        mediaType: decryptedMediaType(desc.mediaType),
+        digest: blob.digest,
+        size: blob.size,
+        ...(Object.keys(kept).length ? { annotations: kept } : {}),
+      }
+      return { desc: newDesc, open: blob.open, dispose: blob.remove }
+    },
+  }
+}
