@@ -8,6 +8,9 @@ import { Command, Option } from 'commander'
 import { normalizeBoolFlags } from './bool-flags.js'
 import { run } from './run.js'
 
+/** commander collector for repeatable flags. */
+const collect = (value: string, previous: string[] = []): string[] => [...previous, value]
+
 const pkg = JSON.parse(readFileSync(new URL('../../package.json', import.meta.url), 'utf8')) as {
   version: string
 }
@@ -67,33 +70,97 @@ function commonFlags(cmd: Command, sharedAuthfile = true): Command {
     .option('--json', 'machine-readable output: one JSON event per line, then the result')
 }
 
-const copy = program
-  .command('copy')
-  .description('Copy an image between OCI layouts and registries, byte for byte.')
-  .argument('<source>', 'image to read, e.g. docker://127.0.0.1:5000/app:1.0')
-  .argument('<destination>', 'where to write it, e.g. oci:./app:1.0')
-  .option('-a, --all', 'copy every image of a multi-platform index, and the index itself')
-  .option('--platform <os/arch[/variant]>', 'image to pick from an index (default: this machine)')
-  .option('--concurrency <n>', 'blobs transferred at once', '6')
-  .option(
-    '--upload-chunk-size <bytes>',
-    'upload in chunks of this size (e.g. 16MiB); default: one streamed request per blob',
-  )
-registryFlags(copy, 'src-', 'source')
-registryFlags(copy, 'dest-', 'destination')
-commonFlags(copy)
-  .addHelpText(
-    'after',
-    `
-Examples:
-  coffer copy oci:./build:app docker://127.0.0.1:5000/app:1.0
+/** skopeo's encryption flags, shared by copy, encrypt and decrypt. */
+function cryptFlags(cmd: Command, which: 'both' | 'encrypt' | 'decrypt'): Command {
+  if (which !== 'decrypt') {
+    cmd
+      .option(
+        '--encryption-key <scheme:value>',
+        'encrypt layers for this recipient: jwe:PUBLIC_KEY.pem (repeatable)',
+        collect,
+      )
+      .option(
+        '--encrypt-layer <indexes>',
+        'only these layers: 0-based, negative from the top, e.g. 0,-1 (repeatable)',
+        collect,
+      )
+  }
+  if (which !== 'encrypt') {
+    cmd.option(
+      '--decryption-key <file[:password]>',
+      'decrypt layers with this private key (repeatable)',
+      collect,
+    )
+  }
+  return cmd
+}
+
+/** copy, encrypt and decrypt share their arguments, flags and action; only the required step differs. */
+function copyLike(name: 'copy' | 'encrypt' | 'decrypt', description: string, examples: string): void {
+  const cmd = program
+    .command(name)
+    .description(description)
+    .argument('<source>', 'image to read, e.g. docker://127.0.0.1:5000/app:1.0 or oci:./dir:tag')
+    .argument('<destination>', 'where to write it, e.g. oci:./app:1.0')
+    .option('-a, --all', 'copy every image of a multi-platform index, and the index itself')
+    .option('--platform <os/arch[/variant]>', 'image to pick from an index (default: this machine)')
+    .option('--concurrency <n>', 'blobs transferred at once', '6')
+    .option(
+      '--upload-chunk-size <bytes>',
+      'upload in chunks of this size (e.g. 16MiB); default: one streamed request per blob',
+    )
+  cryptFlags(cmd, name === 'copy' ? 'both' : name)
+  registryFlags(cmd, 'src-', 'source')
+  registryFlags(cmd, 'dest-', 'destination')
+  commonFlags(cmd)
+    .addHelpText('after', `\nExamples:\n${examples}`)
+    .action((source: string, destination: string, opts: Record<string, unknown>) =>
+      run(opts, async (ctx) =>
+        (await import('./commands/copy.js')).copyCommand(source, destination, opts, ctx, name),
+      ),
+    )
+}
+
+copyLike(
+  'copy',
+  'Copy an image between OCI layouts and registries, byte for byte (or encrypting / decrypting on the way).',
+  `  coffer copy oci:./build:app docker://127.0.0.1:5000/app:1.0
   coffer copy --all docker://registry.example/base:3 oci:./mirror:base-3
   coffer copy --src-creds me:secret --dest-tls-verify=false docker://reg.example/a docker://127.0.0.1:5000/a`,
+)
+copyLike(
+  'encrypt',
+  'Encrypt image layers for one or more recipients (ocicrypt format: skopeo, containerd imgcrypt and CoCo read it).',
+  `  coffer keys generate --type rsa --out mykey          # writes mykey.key and mykey.pub
+  coffer encrypt --encryption-key jwe:mykey.pub oci:./build:app oci:./enc:app
+  coffer encrypt --encryption-key jwe:a.pub --encryption-key jwe:b.pub --encrypt-layer -1 \\
+      oci:./build:app docker://127.0.0.1:5000/app:enc`,
+)
+copyLike(
+  'decrypt',
+  'Decrypt image layers with private keys; each layer is checked (HMAC, digest) before it is written.',
+  `  coffer decrypt --decryption-key mykey.key oci:./enc:app oci:./plain:app
+  coffer decrypt --decryption-key mykey.key:s3cret docker://127.0.0.1:5000/app:enc oci:./plain:app`,
+)
+
+const keys = program.command('keys').description('Generate and manage keys.')
+keys
+  .command('generate')
+  .description(
+    'Generate a key pair for image encryption: PREFIX.key (private, PKCS#8 PEM, mode 0600) and PREFIX.pub.',
   )
-  .action((source: string, destination: string, opts: Record<string, unknown>) =>
-    run(opts, async (ctx) =>
-      (await import('./commands/copy.js')).copyCommand(source, destination, opts, ctx),
-    ),
+  .requiredOption('--type <rsa|ec>', 'key type')
+  .requiredOption('--out <prefix>', 'file name prefix')
+  .option('--bits <n>', 'RSA modulus size: 2048, 3072 or 4096', '3072')
+  .option('--curve <name>', 'EC curve: P-256, P-384 or P-521', 'P-256')
+  .option('--force', 'overwrite existing files')
+  .option('--json', 'machine-readable output')
+  .addHelpText(
+    'after',
+    '\nExamples:\n  coffer keys generate --type ec --out ./keys/app\n  coffer encrypt --encryption-key jwe:./keys/app.pub oci:./b:app oci:./e:app',
+  )
+  .action((opts: Record<string, unknown>) =>
+    run(opts, async (ctx) => (await import('./commands/keys.js')).keysGenerateCommand(opts, ctx)),
   )
 
 const inspect = program

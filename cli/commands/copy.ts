@@ -3,17 +3,23 @@ import { parseImageName } from '../../lib/oci/image-name.js'
 import { openImageDestination, openImageSource } from '../../lib/oci/open-image.js'
 import { parsePlatform } from '../../lib/oci/platform.js'
 import { MAX_CHUNK_SIZE, MIN_CHUNK_SIZE } from '../../lib/oci/registry/blob-upload.js'
+import type { LayerTransform } from '../../lib/oci/layer-transform.js'
 import { CofferError } from '../../lib/util/errors.js'
+import { decryptConfigFrom, encryptConfigFrom, layerIndexesFrom } from '../crypt-flags.js'
 import { intFlag, registryAccess, sizeFlag } from '../flags.js'
 import { copyProgress, humanBytes } from '../progress.js'
 import type { CommandContext } from '../run.js'
 
-/** `coffer copy SRC DST`. */
+/** What `coffer encrypt` / `coffer decrypt` require of `coffer copy`'s flags. */
+export type CopyMode = 'copy' | 'encrypt' | 'decrypt'
+
+/** `coffer copy SRC DST` (and `encrypt` / `decrypt`, which are copies that must transform). */
 export async function copyCommand(
   source: string,
   destination: string,
   opts: Record<string, unknown>,
   ctx: CommandContext,
+  mode: CopyMode = 'copy',
 ): Promise<void> {
   const srcName = parseImageName(source)
   const destName = parseImageName(destination)
@@ -30,6 +36,7 @@ export async function copyCommand(
     )
   }
 
+  const layerTransform = await layerTransformFrom(opts, mode)
   const progress = await copyProgress(ctx)
   const src = await openImageSource(srcName, await registryAccess(opts, 'src', progress.sink), ctx)
   try {
@@ -44,6 +51,7 @@ export async function copyCommand(
         concurrency,
         all: opts.all === true,
         ...(platform ? { platform } : {}),
+        ...(layerTransform ? { layerTransform } : {}),
         onEvent: progress.sink,
       })
       progress.stop()
@@ -68,4 +76,37 @@ export async function copyCommand(
   } finally {
     await src.close()
   }
+}
+
+/** The encryption or decryption step the flags ask for, with skopeo's rules on combining them. */
+async function layerTransformFrom(
+  opts: Record<string, unknown>,
+  mode: CopyMode,
+): Promise<LayerTransform | undefined> {
+  const encryptionKeys = (opts.encryptionKey as string[] | undefined) ?? []
+  const decryptionKeys = (opts.decryptionKey as string[] | undefined) ?? []
+  const layers = layerIndexesFrom((opts.encryptLayer as string[] | undefined) ?? [])
+  if (encryptionKeys.length && decryptionKeys.length) {
+    throw new CofferError('ERR_USAGE', '--encryption-key and --decryption-key cannot be used together')
+  }
+  if (layers && !encryptionKeys.length)
+    throw new CofferError('ERR_USAGE', '--encrypt-layer needs --encryption-key')
+  if (mode === 'encrypt' && !encryptionKeys.length)
+    throw new CofferError('ERR_USAGE', 'coffer encrypt needs at least one --encryption-key')
+  if (mode === 'decrypt' && !decryptionKeys.length)
+    throw new CofferError('ERR_USAGE', 'coffer decrypt needs at least one --decryption-key')
+  const { keyWrappers } = await import('../../plugins/index.js')
+  if (encryptionKeys.length) {
+    const { encryptionStep } = await import('../../lib/crypt/encrypt-step.js')
+    return encryptionStep({
+      wrappers: keyWrappers(),
+      config: await encryptConfigFrom(encryptionKeys),
+      ...(layers ? { layers } : {}),
+    })
+  }
+  if (decryptionKeys.length) {
+    const { decryptionStep } = await import('../../lib/crypt/decrypt-step.js')
+    return decryptionStep({ wrappers: keyWrappers(), config: await decryptConfigFrom(decryptionKeys) })
+  }
+  return undefined
 }

@@ -28,17 +28,29 @@ export interface PublicOptions {
  * digest, cipheroptions; `[]byte` as standard padded base64; map keys sorted (Go sorts map keys).
  */
 export function serializePrivateOptions(p: PrivateOptions): Buffer {
-  return Buffer.from(`{"symkey":${b64(p.symkey)},"digest":${JSON.stringify(p.digest)},"cipheroptions":${b64Map(p.cipherOptions)}}`)
+  return Buffer.from(
+    `{"symkey":${b64(p.symkey)},"digest":${JSON.stringify(p.digest)},"cipheroptions":${b64Map(p.cipherOptions)}}`,
+  )
 }
 
 export function serializePublicOptions(p: PublicOptions): Buffer {
-  return Buffer.from(`{"cipher":${JSON.stringify(p.cipher)},"hmac":${b64(p.hmac)},"cipheroptions":${b64Map(p.cipherOptions)}}`)
+  return Buffer.from(
+    `{"cipher":${JSON.stringify(p.cipher)},"hmac":${b64(p.hmac)},"cipheroptions":${b64Map(p.cipherOptions)}}`,
+  )
 }
 
 const base64 = z.string().regex(/^[A-Za-z0-9+/]*={0,2}$/, 'not base64')
 const b64MapSchema = z.record(z.string(), base64).nullish()
-const privateSchema = z.looseObject({ symkey: base64, digest: z.string().optional(), cipheroptions: b64MapSchema })
-const publicSchema = z.looseObject({ cipher: z.string(), hmac: base64.nullish(), cipheroptions: b64MapSchema })
+const privateSchema = z.looseObject({
+  symkey: base64,
+  digest: z.string().optional(),
+  cipheroptions: b64MapSchema,
+})
+const publicSchema = z.looseObject({
+  cipher: z.string(),
+  hmac: base64.nullish(),
+  cipheroptions: b64MapSchema,
+})
 
 /** Parses unwrapped private options. Malformed input gets the fixed crypto failure: it came out of a key unwrap. */
 export function parsePrivateOptions(bytes: Uint8Array): PrivateOptions {
@@ -46,19 +58,31 @@ export function parsePrivateOptions(bytes: Uint8Array): PrivateOptions {
   if (!parsed.success) throw decryptFailed()
   const symkey = Buffer.from(parsed.data.symkey, 'base64')
   const digest = parsed.data.digest
-  if (symkey.length !== 32 || (digest !== undefined && digest !== '' && !isDigest(digest))) throw decryptFailed()
+  if (symkey.length !== 32 || (digest !== undefined && digest !== '' && !isDigest(digest)))
+    throw decryptFailed()
   return { symkey, digest: (digest || '') as Digest, cipherOptions: decodeMap(parsed.data.cipheroptions) }
 }
 
 /** Parses `org.opencontainers.image.enc.pubopts` (base64 of the JSON). */
 export function parsePublicOptions(annotation: string, where: string): PublicOptions {
   const raw = Buffer.from(annotation, 'base64')
-  if (annotation.length > MAX_CRYPT_OPTIONS_BYTES || raw.toString('base64').replace(/=+$/, '') !== annotation.replace(/=+$/, '')) {
-    throw new CofferError('ERR_CRYPT_OPTIONS_INVALID', `${where}: the enc.pubopts annotation is not valid base64`)
+  if (
+    annotation.length > MAX_CRYPT_OPTIONS_BYTES ||
+    raw.toString('base64').replace(/=+$/, '') !== annotation.replace(/=+$/, '')
+  ) {
+    throw new CofferError(
+      'ERR_CRYPT_OPTIONS_INVALID',
+      `${where}: the enc.pubopts annotation is not valid base64`,
+    )
   }
   const parsed = publicSchema.safeParse(parseJson(raw))
-  if (!parsed.success) throw new CofferError('ERR_CRYPT_OPTIONS_INVALID', `${where}: the enc.pubopts annotation is not valid cipher options`)
-  if (parsed.data.cipher === '') throw new CofferError('ERR_CRYPT_OPTIONS_INVALID', `${where}: no cipher type provided`)
+  if (!parsed.success)
+    throw new CofferError(
+      'ERR_CRYPT_OPTIONS_INVALID',
+      `${where}: the enc.pubopts annotation is not valid cipher options`,
+    )
+  if (parsed.data.cipher === '')
+    throw new CofferError('ERR_CRYPT_OPTIONS_INVALID', `${where}: no cipher type provided`)
   return {
     cipher: parsed.data.cipher,
     hmac: Buffer.from(parsed.data.hmac ?? '', 'base64'),

@@ -29,15 +29,23 @@ export function decryptionStep(o: DecryptOptions): LayerTransform {
       const where = `layer ${desc.digest}`
       const annotations = desc.annotations ?? {}
       const pubopts = annotations[PUBOPTS_ANNOTATION]
-      if (pubopts === undefined) throw new CofferError('ERR_CRYPT_OPTIONS_INVALID', `${where} is encrypted but has no ${PUBOPTS_ANNOTATION} annotation`)
+      if (pubopts === undefined)
+        throw new CofferError(
+          'ERR_CRYPT_OPTIONS_INVALID',
+          `${where} is encrypted but has no ${PUBOPTS_ANNOTATION} annotation`,
+        )
       const pub = parsePublicOptions(pubopts, where)
-      const priv = parsePrivateOptions(await unwrapPrivateOptions(o.wrappers, o.config, annotations, where, io))
+      const priv = parsePrivateOptions(
+        await unwrapPrivateOptions(o.wrappers, o.config, annotations, where, io),
+      )
       const blob = await spool(await read(), [createLayerDecryptor(priv, pub)], io)
       if (priv.digest && blob.digest !== priv.digest) {
         await blob.remove()
         throw new CofferError('ERR_CRYPT_DECRYPT_FAILED', 'decryption failed')
       }
-      const kept = Object.fromEntries(Object.entries(annotations).filter(([k]) => !k.startsWith(ENC_ANNOTATION_PREFIX)))
+      const kept = Object.fromEntries(
+        Object.entries(annotations).filter(([k]) => !k.startsWith(ENC_ANNOTATION_PREFIX)),
+      )
       const { annotations: _a, ...rest } = desc
       const newDesc: Descriptor = {
         ...rest,

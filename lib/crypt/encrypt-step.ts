@@ -34,7 +34,11 @@ export function encryptionStep(o: EncryptOptions): LayerTransform {
       if (!o.layers) return true
       return o.layers.some((l) => {
         const i = l < 0 ? l + count : l
-        if (i < 0 || i >= count) throw new CofferError('ERR_INVALID_ARGUMENT', `layer index ${l} out of range (${count} layers exist)`)
+        if (i < 0 || i >= count)
+          throw new CofferError(
+            'ERR_INVALID_ARGUMENT',
+            `layer index ${l} out of range (${count} layers exist)`,
+          )
         return i === index
       })
     },
@@ -43,14 +47,23 @@ export function encryptionStep(o: EncryptOptions): LayerTransform {
       const blob = await spool(await read(), [encryptor.stream], io)
       try {
         const { privateOptions, publicOptions } = encryptor.options()
-        const keys = await wrapForRecipients(o.wrappers, o.config, serializePrivateOptions(privateOptions), io)
+        const keys = await wrapForRecipients(
+          o.wrappers,
+          o.config,
+          serializePrivateOptions(privateOptions),
+          io,
+        )
         const { urls: _urls, ...rest } = desc
         const newDesc: Descriptor = {
           ...rest,
           mediaType: encryptedMediaType(desc.mediaType),
           digest: blob.digest,
           size: blob.size,
-          annotations: { ...desc.annotations, ...keys, [PUBOPTS_ANNOTATION]: serializePublicOptions(publicOptions).toString('base64') },
+          annotations: {
+            ...desc.annotations,
+            ...keys,
+            [PUBOPTS_ANNOTATION]: serializePublicOptions(publicOptions).toString('base64'),
+          },
         }
         return { desc: newDesc, open: blob.open, dispose: blob.remove }
       } catch (err) {

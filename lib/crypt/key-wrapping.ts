@@ -2,7 +2,12 @@ import { CofferError } from '../util/errors.js'
 import type { Io } from '../util/io.js'
 import { MAX_KEYS_ANNOTATION_BYTES } from '../util/limits.js'
 import { decryptFailed } from './block-cipher-options.js'
-import { ENC_KEYS_ANNOTATION_PREFIX, type DecryptConfig, type EncryptConfig, type KeyWrapper } from './keywrap.js'
+import {
+  ENC_KEYS_ANNOTATION_PREFIX,
+  type DecryptConfig,
+  type EncryptConfig,
+  type KeyWrapper,
+} from './keywrap.js'
 
 /**
  * Wraps private options for every recipient: one annotation per wrapper that has recipients, its
@@ -20,7 +25,8 @@ export async function wrapForRecipients(
     if (!w.hasRecipients(ec)) continue
     annotations[w.annotationId] = Buffer.from(await w.wrapKeys(ec, privateOptions, o)).toString('base64')
   }
-  if (Object.keys(annotations).length === 0) throw new CofferError('ERR_CRYPT_NO_KEY', 'no recipient to encrypt for: give --encryption-key')
+  if (Object.keys(annotations).length === 0)
+    throw new CofferError('ERR_CRYPT_NO_KEY', 'no recipient to encrypt for: give --encryption-key')
   return annotations
 }
 
@@ -40,7 +46,11 @@ export async function unwrapPrivateOptions(
   for (const w of wrappers) {
     const value = annotations[w.annotationId]
     if (value === undefined || w.noPossibleKeys(dc)) continue
-    if (value.length > MAX_KEYS_ANNOTATION_BYTES) throw new CofferError('ERR_CRYPT_OPTIONS_INVALID', `${where}: the ${w.annotationId} annotation is too large`)
+    if (value.length > MAX_KEYS_ANNOTATION_BYTES)
+      throw new CofferError(
+        'ERR_CRYPT_OPTIONS_INVALID',
+        `${where}: the ${w.annotationId} annotation is too large`,
+      )
     for (const element of value.split(',')) {
       tried = true
       try {

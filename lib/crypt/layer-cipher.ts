@@ -1,7 +1,12 @@
 import { createCipheriv, createDecipheriv, createHmac, randomBytes, timingSafeEqual } from 'node:crypto'
 import { Transform, type TransformCallback } from 'node:stream'
 import type { Digest } from '../oci/digest.js'
-import { AES_256_CTR_HMAC_SHA256, decryptFailed, type PrivateOptions, type PublicOptions } from './block-cipher-options.js'
+import {
+  AES_256_CTR_HMAC_SHA256,
+  decryptFailed,
+  type PrivateOptions,
+  type PublicOptions,
+} from './block-cipher-options.js'
 import { CofferError } from '../util/errors.js'
 
 /**
@@ -59,11 +64,15 @@ export function createLayerEncryptor(plaintextDigest: Digest): LayerEncryptor {
  */
 export function createLayerDecryptor(priv: PrivateOptions, pub: PublicOptions): Transform {
   if (pub.cipher !== AES_256_CTR_HMAC_SHA256) {
-    throw new CofferError('ERR_CRYPT_UNSUPPORTED', `layer cipher "${pub.cipher.slice(0, 64)}" is not supported (only ${AES_256_CTR_HMAC_SHA256})`)
+    throw new CofferError(
+      'ERR_CRYPT_UNSUPPORTED',
+      `layer cipher "${pub.cipher.slice(0, 64)}" is not supported (only ${AES_256_CTR_HMAC_SHA256})`,
+    )
   }
   // As ocicrypt's GetOpt: the nonce may sit in the public or the private options.
   const nonce = pub.cipherOptions.nonce ?? priv.cipherOptions.nonce
-  if (!nonce || nonce.length !== 16 || priv.symkey.length !== 32 || pub.hmac.length !== 32) throw decryptFailed()
+  if (!nonce || nonce.length !== 16 || priv.symkey.length !== 32 || pub.hmac.length !== 32)
+    throw decryptFailed()
   const decipher = createDecipheriv('aes-256-ctr', priv.symkey, nonce)
   const mac = createHmac('sha256', priv.symkey)
   return new Transform({

@@ -20,4 +20,3 @@ export function encryptedMediaType(mt: string): string {
 export function decryptedMediaType(mt: string): string {
   return isEncryptedMediaType(mt) ? mt.slice(0, -ENCRYPTED_SUFFIX.length) : mt
 }
-

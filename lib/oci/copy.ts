@@ -91,11 +91,19 @@ export async function copyImage(
   async function copyTree(doc: ManifestDocument, isTop: boolean, depth: number): Promise<ManifestDocument> {
     let out: ManifestDocument
     if (doc.kind === 'index') {
-      if (depth >= MAX_INDEX_DEPTH) throw new CofferError('ERR_OCI_MANIFEST_INVALID', `${src.name}: indexes nested deeper than ${MAX_INDEX_DEPTH}`)
+      if (depth >= MAX_INDEX_DEPTH)
+        throw new CofferError(
+          'ERR_OCI_MANIFEST_INVALID',
+          `${src.name}: indexes nested deeper than ${MAX_INDEX_DEPTH}`,
+        )
       const children: Descriptor[] = []
       for (const desc of doc.index.manifests) {
         const child = await copyTree(await getChild(src, desc, io), false, depth + 1)
-        children.push(child.digest === desc.digest ? desc : { ...desc, mediaType: child.mediaType, digest: child.digest, size: child.bytes.length })
+        children.push(
+          child.digest === desc.digest
+            ? desc
+            : { ...desc, mediaType: child.mediaType, digest: child.digest, size: child.bytes.length },
+        )
       }
       out = children.every((c, i) => c === doc.index.manifests[i]) ? doc : rewriteIndex(doc, children)
     } else {
@@ -110,7 +118,9 @@ export async function copyImage(
   /** Copies the config and the layers; returns the layer descriptors as written. */
   async function copyBlobs(config: Descriptor, layers: Descriptor[]): Promise<Descriptor[]> {
     const t = o.layerTransform
-    const wanted = new Set(t ? layers.filter((d, i) => t.wants(d, i, layers.length)).map((d) => d.digest) : [])
+    const wanted = new Set(
+      t ? layers.filter((d, i) => t.wants(d, i, layers.length)).map((d) => d.digest) : [],
+    )
     const results = new Map<string, Descriptor>()
     await forEachLimit(
       uniqueBlobs([config, ...layers]),
@@ -119,7 +129,8 @@ export async function copyImage(
         const blobIo = { signal }
         if (t && wanted.has(desc.digest) && desc !== config) {
           // === transform: read the verified source layer, write its new form to a spool
-          const read = async (): Promise<Readable> => pipe(await src.getBlob(desc, blobIo), verifyingStream(desc.digest, desc.size))
+          const read = async (): Promise<Readable> =>
+            pipe(await src.getBlob(desc, blobIo), verifyingStream(desc.digest, desc.size))
           const layer = await t.apply(desc, read, blobIo)
           transformed.push(layer)
           await putOne(layer.desc, layer.open, blobIo)

@@ -9,7 +9,10 @@ import type { Descriptor } from './schemas.js'
  * containers/image does when it encrypts (`copy/manifest.go`, requiresOCIEncryption): the config
  * blob stays byte-identical, only descriptors' media types change.
  */
-export function rewriteManifest(doc: ManifestDocument & { kind: 'manifest' }, layers: Descriptor[]): ManifestDocument {
+export function rewriteManifest(
+  doc: ManifestDocument & { kind: 'manifest' },
+  layers: Descriptor[],
+): ManifestDocument {
   const m = doc.manifest
   const toOci = isDockerMediaType(doc.mediaType) && layers.some((l) => !isDockerMediaType(l.mediaType))
   const body = toOci
@@ -24,7 +27,10 @@ export function rewriteManifest(doc: ManifestDocument & { kind: 'manifest' }, la
 }
 
 /** An index whose child descriptors changed (their manifests were rewritten). */
-export function rewriteIndex(doc: ManifestDocument & { kind: 'index' }, manifests: Descriptor[]): ManifestDocument {
+export function rewriteIndex(
+  doc: ManifestDocument & { kind: 'index' },
+  manifests: Descriptor[],
+): ManifestDocument {
   const toOci = isDockerMediaType(doc.mediaType) && manifests.some((d) => !isDockerMediaType(d.mediaType))
   return toOci
     ? serialize({ ...doc.index, mediaType: MediaType.OciIndex, manifests }, MediaType.OciIndex)

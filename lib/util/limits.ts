@@ -28,3 +28,9 @@ export const BODY_IDLE_TIMEOUT_MS = 60_000
 export const MAX_CRYPT_OPTIONS_BYTES = 64 * KiB
 /** One `org.opencontainers.image.enc.keys.*` annotation (all recipients' wrapped keys). */
 export const MAX_KEYS_ANNOTATION_BYTES = 1 * MiB
+/** One JWE as the jwe key wrapper gets it (an annotation element, base64-decoded); ~1 KiB per recipient. */
+export const MAX_JWE_BYTES = 1 * MiB
+/** A key password read from `file=<pwfile>`: ocicrypt reads at most 64 bytes from `fd=<n>`. */
+export const MAX_KEY_PASSWORD_BYTES = 64
+/** Recipients of one JWE that unwrapping will look at (each costs a key operation per offered key). */
+export const MAX_JWE_RECIPIENTS = 256

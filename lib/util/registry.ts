@@ -30,7 +30,10 @@ export function createRegistry(registrations: readonly Registration<unknown, nev
       const r = byKey.get(`${point}/${name}`)
       if (!r) {
         const known = [...byKey.values()].filter((x) => x.point === point).map((x) => x.name)
-        throw new CofferError('ERR_PLUGIN_NOT_FOUND', `no ${point} plugin "${name}" (known: ${known.join(', ') || 'none'})`)
+        throw new CofferError(
+          'ERR_PLUGIN_NOT_FOUND',
+          `no ${point} plugin "${name}" (known: ${known.join(', ') || 'none'})`,
+        )
       }
       return r as unknown as Registration<T, C>
     },

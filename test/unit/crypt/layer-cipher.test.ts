@@ -51,7 +51,9 @@ describe('ocicrypt layer cipher (AES_256_CTR_HMAC_SHA256)', () => {
         const cipher = await run(chunks, enc.stream)
         expect(cipher.length).toBe(plain.length)
         const { privateOptions, publicOptions } = enc.options()
-        expect((await run([cipher], createLayerDecryptor(privateOptions, publicOptions))).equals(plain)).toBe(true)
+        expect((await run([cipher], createLayerDecryptor(privateOptions, publicOptions))).equals(plain)).toBe(
+          true,
+        )
       }),
       { numRuns: 30 },
     )
@@ -70,16 +72,28 @@ describe('ocicrypt layer cipher (AES_256_CTR_HMAC_SHA256)', () => {
       run([cipher], createLayerDecryptor(privateOptions, { ...publicOptions, hmac: randomBytes(32) })),
       run([cipher.subarray(0, 9000)], createLayerDecryptor(privateOptions, publicOptions)),
     ]
-    for (const f of failures) await expect(f).rejects.toMatchObject({ code: 'ERR_CRYPT_DECRYPT_FAILED', message: 'decryption failed' })
-    expect(() => createLayerDecryptor(privateOptions, { ...publicOptions, cipher: 'ROT13' })).toThrow(expect.objectContaining({ code: 'ERR_CRYPT_UNSUPPORTED' }))
+    for (const f of failures)
+      await expect(f).rejects.toMatchObject({
+        code: 'ERR_CRYPT_DECRYPT_FAILED',
+        message: 'decryption failed',
+      })
+    expect(() => createLayerDecryptor(privateOptions, { ...publicOptions, cipher: 'ROT13' })).toThrow(
+      expect.objectContaining({ code: 'ERR_CRYPT_UNSUPPORTED' }),
+    )
   })
 })
 
 describe('cipher options, as Go marshals them', () => {
   it('private options are byte-exact: symkey, digest, cipheroptions (193 bytes for sha256)', () => {
-    const p = { symkey: Buffer.alloc(32, 1), digest: digestOf('x'), cipherOptions: { nonce: Buffer.alloc(16, 2) } }
+    const p = {
+      symkey: Buffer.alloc(32, 1),
+      digest: digestOf('x'),
+      cipherOptions: { nonce: Buffer.alloc(16, 2) },
+    }
     const json = serializePrivateOptions(p).toString()
-    expect(json).toBe(`{"symkey":"${Buffer.alloc(32, 1).toString('base64')}","digest":"${digestOf('x')}","cipheroptions":{"nonce":"${Buffer.alloc(16, 2).toString('base64')}"}}`)
+    expect(json).toBe(
+      `{"symkey":"${Buffer.alloc(32, 1).toString('base64')}","digest":"${digestOf('x')}","cipheroptions":{"nonce":"${Buffer.alloc(16, 2).toString('base64')}"}}`,
+    )
     expect(json.length).toBe(193)
     expect(parsePrivateOptions(Buffer.from(json))).toEqual(p)
   })
@@ -87,23 +101,46 @@ describe('cipher options, as Go marshals them', () => {
   it('public options round-trip through the annotation, and bad ones are refused', () => {
     const pub = { cipher: 'AES_256_CTR_HMAC_SHA256', hmac: Buffer.alloc(32, 3), cipherOptions: {} }
     const annotation = serializePublicOptions(pub).toString('base64')
-    expect(Buffer.from(annotation, 'base64').toString()).toBe(`{"cipher":"AES_256_CTR_HMAC_SHA256","hmac":"${Buffer.alloc(32, 3).toString('base64')}","cipheroptions":{}}`)
+    expect(Buffer.from(annotation, 'base64').toString()).toBe(
+      `{"cipher":"AES_256_CTR_HMAC_SHA256","hmac":"${Buffer.alloc(32, 3).toString('base64')}","cipheroptions":{}}`,
+    )
     expect(parsePublicOptions(annotation, 'layer')).toEqual(pub)
-    for (const bad of ['%%%', Buffer.from('not json').toString('base64'), Buffer.from('{"cipher":""}').toString('base64')]) {
-      expect(() => parsePublicOptions(bad, 'layer')).toThrow(expect.objectContaining({ code: 'ERR_CRYPT_OPTIONS_INVALID' }))
+    for (const bad of [
+      '%%%',
+      Buffer.from('not json').toString('base64'),
+      Buffer.from('{"cipher":""}').toString('base64'),
+    ]) {
+      expect(() => parsePublicOptions(bad, 'layer')).toThrow(
+        expect.objectContaining({ code: 'ERR_CRYPT_OPTIONS_INVALID' }),
+      )
     }
   })
 
   it('malformed private options are a plain decryption failure', () => {
-    for (const bad of ['nope', '{}', '{"symkey":"AAAA"}', `{"symkey":"${Buffer.alloc(32).toString('base64')}","digest":"md5:x"}`]) {
-      expect(() => parsePrivateOptions(Buffer.from(bad))).toThrow(expect.objectContaining({ code: 'ERR_CRYPT_DECRYPT_FAILED' }))
+    for (const bad of [
+      'nope',
+      '{}',
+      '{"symkey":"AAAA"}',
+      `{"symkey":"${Buffer.alloc(32).toString('base64')}","digest":"md5:x"}`,
+    ]) {
+      expect(() => parsePrivateOptions(Buffer.from(bad))).toThrow(
+        expect.objectContaining({ code: 'ERR_CRYPT_DECRYPT_FAILED' }),
+      )
     }
   })
 
   it('media types gain and lose +encrypted; Docker layers become OCI', () => {
-    expect(encryptedMediaType('application/vnd.oci.image.layer.v1.tar+gzip')).toBe('application/vnd.oci.image.layer.v1.tar+gzip+encrypted')
-    expect(encryptedMediaType('application/vnd.docker.image.rootfs.diff.tar.gzip')).toBe('application/vnd.oci.image.layer.v1.tar+gzip+encrypted')
-    expect(encryptedMediaType('application/vnd.oci.image.layer.v1.tar+zstd+encrypted')).toBe('application/vnd.oci.image.layer.v1.tar+zstd+encrypted')
-    expect(decryptedMediaType('application/vnd.oci.image.layer.v1.tar+encrypted')).toBe('application/vnd.oci.image.layer.v1.tar')
+    expect(encryptedMediaType('application/vnd.oci.image.layer.v1.tar+gzip')).toBe(
+      'application/vnd.oci.image.layer.v1.tar+gzip+encrypted',
+    )
+    expect(encryptedMediaType('application/vnd.docker.image.rootfs.diff.tar.gzip')).toBe(
+      'application/vnd.oci.image.layer.v1.tar+gzip+encrypted',
+    )
+    expect(encryptedMediaType('application/vnd.oci.image.layer.v1.tar+zstd+encrypted')).toBe(
+      'application/vnd.oci.image.layer.v1.tar+zstd+encrypted',
+    )
+    expect(decryptedMediaType('application/vnd.oci.image.layer.v1.tar+encrypted')).toBe(
+      'application/vnd.oci.image.layer.v1.tar',
+    )
   })
 })

@@ -1,0 +1,18 @@
+/**
+ * The only file that names every built-in plugin (containers/image `alltransports`). Each
+ * extension point gets a typed accessor so callers never spell a point name.
+ */
+import type { KeyWrapper } from '../lib/crypt/keywrap.js'
+import { createRegistry, type Registration } from '../lib/util/registry.js'
+import { plugin as jwe } from './keywrap/jwe/index.js'
+
+export const KEYWRAP_POINT = 'keywrap.v1'
+
+export const builtins: readonly Registration<unknown, never>[] = [jwe as Registration<unknown, never>]
+
+const registry = createRegistry(builtins)
+
+/** Every built-in key wrapper, in a fixed order (tried in this order on decryption). */
+export function keyWrappers(): KeyWrapper[] {
+  return registry.list<KeyWrapper>(KEYWRAP_POINT).map((r) => r.init())
+}
