@@ -95,9 +95,27 @@ describe('coffer demo', () => {
     expect(run.stderr).not.toContain('coffer:')
     expect(run.code).toBe(0)
     const lines = run.json()
-    const result = lines.find((l) => 'result' in l)?.result as { digest: string; registry: string }
+    const result = lines.find((l) => 'result' in l)?.result as {
+      digest: string
+      registry: string
+      encrypted: string
+      layers: string[]
+    }
     expect(result.digest).toMatch(/^sha256:[0-9a-f]{64}$/)
-    expect(lines.filter((l) => 'step' in l).map((l) => l.step)).toHaveLength(5)
+    expect(lines.filter((l) => 'step' in l).map((l) => l.step)).toHaveLength(9)
+    // The encrypted image the demo made is ocicrypt's format: skopeo decrypts it to the same layers.
+    const sk = join(work, 'sk-dec')
+    await skopeo([
+      'copy',
+      '--decryption-key',
+      join(dir, 'keys', 'demo.key'),
+      `oci:${join(dir, 'encrypted')}:sample`,
+      `oci:${sk}:x`,
+    ])
+    const skm = JSON.parse((await skopeo(['inspect', '--raw', `oci:${sk}:x`])).stdout) as {
+      layers: { digest: string }[]
+    }
+    expect(skm.layers.map((l) => l.digest)).toEqual(result.layers)
     const pulled = JSON.parse((await skopeo(['inspect', `oci:${join(dir, 'pulled')}:sample`])).stdout) as {
       Digest: string
     }
