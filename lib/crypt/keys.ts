@@ -137,9 +137,10 @@ export async function parsePrivateKey(
  */
 export async function parseDecryptionKeyArg(arg: string): Promise<DecryptionKeyArg> {
   if (arg.startsWith('provider:')) {
+    // The provider's parameters may be secret: not echoed.
     throw new CofferError(
       'ERR_CRYPT_KEY_INVALID',
-      `decryption key ${arg} names a key provider, not a key file`,
+      'a "provider:" decryption key names a key provider, not a key file',
     )
   }
   const parts = arg.split(':')
@@ -189,11 +190,12 @@ export async function generateKeyPair(
   if (type === 'ec') {
     const curve = o.curve ?? 'P-256'
     const namedCurve = Object.entries(CURVE_BY_OPENSSL_NAME).find(([, jose]) => jose === curve)?.[0]
-    if (!namedCurve)
+    if (!namedCurve) {
       throw new CofferError(
         'ERR_INVALID_ARGUMENT',
         `EC curves are P-256, P-384 or P-521, not ${String(curve)}`,
       )
+    }
     return new Promise((resolve, reject) => {
       const { publicKeyEncoding, privateKeyEncoding } = PEM_ENCODING
       generateNodeKeyPair(

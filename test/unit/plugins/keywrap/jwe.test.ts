@@ -27,7 +27,11 @@ function keyAt(spec: KeySpec, i: number): Promise<Pair> {
   const list = pool.get(id) ?? []
   pool.set(id, list)
   while (list.length <= i) {
-    list.push(spec.type === 'rsa' ? generateKeyPair('rsa', { bits: spec.bits }) : generateKeyPair('ec', { curve: spec.curve }))
+    list.push(
+      spec.type === 'rsa'
+        ? generateKeyPair('rsa', { bits: spec.bits })
+        : generateKeyPair('ec', { curve: spec.curve }),
+    )
   }
   return list[i]!
 }
@@ -164,9 +168,14 @@ describe('jwe key wrapper: what it writes (go-jose shapes, spec §1.6)', () => {
     const [r] = await keys(RSA, 1)
     const rsaJwk = createPublicKey(r!.publicPem).export({ format: 'jwk' })
     for (const alg of ['RSA1_5', 'ECDH-ES', 'A256KW', 'dir', 'ECDH-ES+A256KW']) {
-      expect(await codeOf(w.wrapKeys(ec(JSON.stringify({ ...rsaJwk, alg })), k))).toBe('ERR_CRYPT_KEY_INVALID')
+      expect(await codeOf(w.wrapKeys(ec(JSON.stringify({ ...rsaJwk, alg })), k))).toBe(
+        'ERR_CRYPT_KEY_INVALID',
+      )
     }
-    const small = generateKeyPairSync('rsa', { modulusLength: 1024 }).publicKey.export({ type: 'spki', format: 'pem' })
+    const small = generateKeyPairSync('rsa', { modulusLength: 1024 }).publicKey.export({
+      type: 'spki',
+      format: 'pem',
+    })
     const err = await w.wrapKeys(ec(small), k).catch((e: unknown) => e)
     expect(err).toMatchObject({ code: 'ERR_CRYPT_KEY_INVALID', message: expect.stringContaining('1024-bit') })
     expect(await codeOf(w.wrapKeys({}, k))).toBe('ERR_CRYPT_NO_KEY')
@@ -177,7 +186,10 @@ describe('jwe key wrapper: what it writes (go-jose shapes, spec §1.6)', () => {
   it('names the recipient by position when a key is bad', async () => {
     const [r] = await keys(RSA, 1)
     const err = await w.wrapKeys(mergeConfigs(ec(r!.publicPem), ec('junk')), k).catch((e: unknown) => e)
-    expect(err).toMatchObject({ code: 'ERR_CRYPT_KEY_INVALID', message: expect.stringContaining('jwe recipient 2') })
+    expect(err).toMatchObject({
+      code: 'ERR_CRYPT_KEY_INVALID',
+      message: expect.stringContaining('jwe recipient 2'),
+    })
   })
 })
 
@@ -229,11 +241,22 @@ describe('jwe key wrapper: what it reads', () => {
     const [e] = await keys(P256, 1)
     const [r] = await keys(RSA, 1)
     const made: [string, Promise<object>][] = [
-      ['ECDH-ES', new FlattenedEncrypt(k).setProtectedHeader({ alg: 'ECDH-ES', enc: 'A256GCM' }).encrypt(createPublicKey(e!.publicPem))],
-      ['RSA-OAEP-512', new FlattenedEncrypt(k).setProtectedHeader({ alg: 'RSA-OAEP-512', enc: 'A256GCM' }).encrypt(createPublicKey(r!.publicPem))],
+      [
+        'ECDH-ES',
+        new FlattenedEncrypt(k)
+          .setProtectedHeader({ alg: 'ECDH-ES', enc: 'A256GCM' })
+          .encrypt(createPublicKey(e!.publicPem)),
+      ],
+      [
+        'RSA-OAEP-512',
+        new FlattenedEncrypt(k)
+          .setProtectedHeader({ alg: 'RSA-OAEP-512', enc: 'A256GCM' })
+          .encrypt(createPublicKey(r!.publicPem)),
+      ],
     ]
     const offered = mergeConfigs(dc(e!.privatePem), dc(r!.privatePem))
-    for (const [, jwe] of made) await expectDecryptFailed(w.unwrapKey(offered, Buffer.from(JSON.stringify(await jwe))))
+    for (const [, jwe] of made)
+      await expectDecryptFailed(w.unwrapKey(offered, Buffer.from(JSON.stringify(await jwe))))
     // ocicrypt never compresses; a "zip" JWE could be a decompression bomb.
     const zipped = await new FlattenedEncrypt(k)
       .setProtectedHeader({ alg: 'RSA-OAEP', enc: 'A256GCM', zip: 'DEF' })
@@ -245,17 +268,31 @@ describe('jwe key wrapper: what it reads', () => {
     const [r] = await keys(RSA, 1)
     const keysOffered = dc(r!.privatePem)
     const err = await w.unwrapKey(keysOffered, Buffer.from('\x00garbage')).catch((e: unknown) => e)
-    expect(err).toMatchObject({ code: 'ERR_CRYPT_OPTIONS_INVALID', message: 'the jwe annotation is not JSON' })
-    for (const junk of ['[]', '{}', '"x"', '{"ciphertext":1}', '{"ciphertext":"AA","recipients":[]}', '{"ciphertext":"AA","protected":"!!"}']) {
+    expect(err).toMatchObject({
+      code: 'ERR_CRYPT_OPTIONS_INVALID',
+      message: 'the jwe annotation is not JSON',
+    })
+    for (const junk of [
+      '[]',
+      '{}',
+      '"x"',
+      '{"ciphertext":1}',
+      '{"ciphertext":"AA","recipients":[]}',
+      '{"ciphertext":"AA","protected":"!!"}',
+    ]) {
       await expectDecryptFailed(w.unwrapKey(keysOffered, Buffer.from(junk)))
     }
   })
 
   it(`refuses more than ${MAX_JWE_BYTES} bytes and more than ${MAX_JWE_RECIPIENTS} recipients`, async () => {
     const [r] = await keys(RSA, 1)
-    expect(await codeOf(w.unwrapKey(dc(r!.privatePem), Buffer.alloc(MAX_JWE_BYTES + 1, 0x20)))).toBe('ERR_TOO_LARGE')
+    expect(await codeOf(w.unwrapKey(dc(r!.privatePem), Buffer.alloc(MAX_JWE_BYTES + 1, 0x20)))).toBe(
+      'ERR_TOO_LARGE',
+    )
     const many = { ciphertext: 'AA', recipients: Array.from({ length: MAX_JWE_RECIPIENTS + 1 }, () => ({})) }
-    expect(await codeOf(w.unwrapKey(dc(r!.privatePem), Buffer.from(JSON.stringify(many))))).toBe('ERR_TOO_LARGE')
+    expect(await codeOf(w.unwrapKey(dc(r!.privatePem), Buffer.from(JSON.stringify(many))))).toBe(
+      'ERR_TOO_LARGE',
+    )
   })
 
   it('takes private keys in every form keys.ts parses: encrypted PKCS#8 with its password, PKCS#1, SEC1, JWK', async () => {
