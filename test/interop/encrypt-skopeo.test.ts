@@ -4,7 +4,7 @@
  * and nothing is written.
  */
 import { execFile } from 'node:child_process'
-import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises'
+import { mkdtemp, readdir, readFile, rm, writeFile } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { promisify } from 'node:util'
@@ -195,39 +195,81 @@ describe('refusals', () => {
     ).resolves.toEqual([])
   })
 
-  it('tampered ciphertext with a matching digest (a rewritten manifest) fails the HMAC: nothing written', async () => {
-    // Attacker: flip a byte of an encrypted layer and fix every digest above it.
-    const dir = join(work, 'tamper')
+  /**
+   * An attacker who can rewrite the layout: copies the encrypted image, lets `change` edit the
+   * manifest and layer bytes, and fixes every digest above them, so only the crypto can object.
+   */
+  async function tamperedCopy(
+    name: string,
+    change: (
+      m: Manifest,
+      blob: (d: string) => Promise<Buffer>,
+      put: (b: Buffer) => Promise<string>,
+    ) => Promise<void>,
+  ): Promise<string> {
+    const dir = join(work, name)
     await sh('cp', ['-r', join(work, 'enc-rsa'), dir])
+    const blobPath = (d: string) => join(dir, 'blobs', 'sha256', d.slice(7))
+    const put = async (b: Buffer): Promise<string> => {
+      const d = digestOf(b)
+      await writeFile(blobPath(d), b)
+      return d
+    }
     const index = JSON.parse(await readFile(join(dir, 'index.json'), 'utf8')) as {
       manifests: { digest: string; size: number }[]
     }
-    const mPath = join(dir, 'blobs', 'sha256', index.manifests[0]!.digest.slice(7))
-    const m = JSON.parse(await readFile(mPath, 'utf8')) as Manifest
-    const layer = m.layers[1]!
-    const bytes = await readFile(join(dir, 'blobs', 'sha256', layer.digest.slice(7)))
-    bytes[1000] = bytes[1000]! ^ 0x01
-    const newDigest = digestOf(bytes)
-    await writeFile(join(dir, 'blobs', 'sha256', newDigest.slice(7)), bytes)
-    layer.digest = newDigest
+    const m = JSON.parse(await readFile(blobPath(index.manifests[0]!.digest), 'utf8')) as Manifest
+    await change(m, (d) => readFile(blobPath(d)), put)
     const mBytes = Buffer.from(JSON.stringify(m))
-    await writeFile(join(dir, 'blobs', 'sha256', digestOf(mBytes).slice(7)), mBytes)
-    index.manifests[0]!.digest = digestOf(mBytes)
+    index.manifests[0]!.digest = await put(mBytes)
     index.manifests[0]!.size = mBytes.length
     await writeFile(join(dir, 'index.json'), JSON.stringify(index))
+    return `oci:${dir}:v1`
+  }
 
-    const out = join(work, 'tamper-out')
+  async function expectRefused(image: string, out: string): Promise<void> {
     const run = await coffer([
       'decrypt',
       '--decryption-key',
       join(work, 'rsa.key'),
-      `oci:${dir}:v1`,
-      `oci:${out}:v1`,
+      image,
+      `oci:${join(work, out)}:v1`,
     ])
     expect(run.code).toBe(9)
-    expect(run.stderr).toContain('ERR_CRYPT_DECRYPT_FAILED')
-    const written = JSON.parse(await readFile(join(out, 'index.json'), 'utf8')) as { manifests: unknown[] }
+    expect(run.stderr).toContain('coffer: decryption failed [ERR_CRYPT_DECRYPT_FAILED]')
+    const written = JSON.parse(await readFile(join(work, out, 'index.json'), 'utf8')) as {
+      manifests: unknown[]
+    }
     expect(written.manifests).toEqual([])
+    // No plaintext of any layer reached the destination either.
+    const blobs = await readdir(join(work, out, 'blobs', 'sha256'))
+    for (const l of sample.layers) expect(blobs).not.toContain(l.digest.slice(7))
+  }
+
+  it('one flipped ciphertext byte (digests fixed up): the HMAC refuses it, nothing written', async () => {
+    const image = await tamperedCopy('tamper-flip', async (m, blob, put) => {
+      const bytes = await blob(m.layers[1]!.digest)
+      bytes[1000] = bytes[1000]! ^ 0x01
+      m.layers[1]!.digest = await put(bytes)
+    })
+    await expectRefused(image, 'tamper-flip-out')
+  })
+
+  it('a truncated layer (size and digest fixed up): refused, nothing written', async () => {
+    const image = await tamperedCopy('tamper-trunc', async (m, blob, put) => {
+      const bytes = (await blob(m.layers[2]!.digest)).subarray(0, 50_000)
+      m.layers[2]!.digest = await put(Buffer.from(bytes))
+      m.layers[2]!.size = bytes.length
+    })
+    await expectRefused(image, 'tamper-trunc-out')
+  })
+
+  it('encryption annotations swapped between two layers: refused, nothing written', async () => {
+    const image = await tamperedCopy('tamper-swap', async (m) => {
+      const [a, b] = [m.layers[0]!, m.layers[1]!]
+      ;[a.annotations, b.annotations] = [b.annotations, a.annotations]
+    })
+    await expectRefused(image, 'tamper-swap-out')
   })
 
   it('no key at all for an encrypted image: a clear error naming the scheme', async () => {
