@@ -6,6 +6,8 @@ import { formatPlatform, hostPlatform, parsePlatform, requireManifest } from '..
 import { imageConfigSchema, describeIssues, type Descriptor } from '../../lib/oci/schemas.js'
 import { CofferError } from '../../lib/util/errors.js'
 import { MAX_CONFIG_BYTES } from '../../lib/util/limits.js'
+import { describeLayerEncryption, type LayerEncryption } from '../../lib/crypt/describe.js'
+import type { KeyWrapper } from '../../lib/crypt/keywrap.js'
 import { registryAccess } from '../flags.js'
 import { humanBytes } from '../progress.js'
 import type { CommandContext } from '../run.js'
@@ -45,7 +47,8 @@ export async function inspectCommand(
       )
       return
     }
-    const info = describe(src, top, manifestDoc, configBytes, platform)
+    const { keyWrappers } = await import('../../plugins/index.js')
+    const info = describe(keyWrappers(), src, top, manifestDoc, configBytes, platform)
     if (ctx.json) {
       ctx.emit(info)
       return
@@ -65,13 +68,20 @@ interface ImageInfo {
   platform?: string
   created?: string
   config: { digest: string; mediaType: string; size: number }
-  layers: { digest: string; mediaType: string; size: number; annotations?: Record<string, string> }[]
+  layers: {
+    digest: string
+    mediaType: string
+    size: number
+    annotations?: Record<string, string>
+    encryption?: LayerEncryption[]
+  }[]
   totalLayerBytes: number
   diffIds?: string[]
   annotations?: Record<string, string>
 }
 
 function describe(
+  wrappers: readonly KeyWrapper[],
   src: ImageSource,
   top: ManifestDocument,
   doc: ManifestDocument & { kind: 'manifest' },
@@ -92,12 +102,16 @@ function describe(
       )
     config = parsed.data
   }
-  const layer = (d: Descriptor): ImageInfo['layers'][number] => ({
-    digest: d.digest,
-    mediaType: d.mediaType,
-    size: d.size,
-    ...(d.annotations ? { annotations: d.annotations } : {}),
-  })
+  const layer = (d: Descriptor): ImageInfo['layers'][number] => {
+    const encryption = describeLayerEncryption(d, wrappers)
+    return {
+      digest: d.digest,
+      mediaType: d.mediaType,
+      size: d.size,
+      ...(d.annotations ? { annotations: d.annotations } : {}),
+      ...(encryption ? { encryption } : {}),
+    }
+  }
   return {
     name: src.name,
     digest: top.digest,
@@ -153,6 +167,13 @@ function printHuman(info: ImageInfo, name: string): void {
   if (info.created) row('Created', info.created)
   row('Config', `${info.config.digest} (${info.config.mediaType})`)
   out.push(`Layers (${info.layers.length}, ${humanBytes(info.totalLayerBytes)}):`)
-  for (const l of info.layers) out.push(`  ${l.digest}  ${humanBytes(l.size).padStart(10)}  ${l.mediaType}`)
+  for (const l of info.layers) {
+    out.push(`  ${l.digest}  ${humanBytes(l.size).padStart(10)}  ${l.mediaType}`)
+    for (const e of l.encryption ?? []) {
+      out.push(
+        `      encrypted for ${e.scheme}: ${e.recipients.length ? e.recipients.join(', ') : 'recipients not shown'}`,
+      )
+    }
+  }
   process.stdout.write(`${out.join('\n')}\n`)
 }

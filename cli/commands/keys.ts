@@ -1,14 +1,19 @@
+import { randomBytes } from 'node:crypto'
 import { writeFile } from 'node:fs/promises'
 import { generateKeyPair } from '../../lib/crypt/keys.js'
 import { CofferError } from '../../lib/util/errors.js'
 import { intFlag } from '../flags.js'
 import type { CommandContext } from '../run.js'
 
-/** `coffer keys generate --type rsa|ec --out PREFIX`: PREFIX.key (0600) and PREFIX.pub. */
+/**
+ * `coffer keys generate --type rsa|ec|aes --out PREFIX`: PREFIX.key (0600) and, for key pairs,
+ * PREFIX.pub. An aes key is 32 random bytes: a key-encryption key to keep in a KBS.
+ */
 export async function keysGenerateCommand(opts: Record<string, unknown>, ctx: CommandContext): Promise<void> {
   const type = opts.type as string
+  if (type === 'aes') return writeAesKey(opts.out as string, opts.force === true, ctx)
   if (type !== 'rsa' && type !== 'ec')
-    throw new CofferError('ERR_USAGE', `--type must be rsa or ec, not "${type}"`)
+    throw new CofferError('ERR_USAGE', `--type must be rsa, ec or aes, not "${type}"`)
   const bits = intFlag(opts.bits, '--bits', 2048, 4096)
   if (![2048, 3072, 4096].includes(bits))
     throw new CofferError('ERR_USAGE', '--bits must be 2048, 3072 or 4096')
@@ -43,4 +48,20 @@ export async function keysGenerateCommand(opts: Record<string, unknown>, ctx: Co
   ctx.say(
     `Wrote ${prefix}.key (private, keep it safe) and ${prefix}.pub (give it to whoever encrypts for you)`,
   )
+}
+
+async function writeAesKey(prefix: string, force: boolean, ctx: CommandContext): Promise<void> {
+  try {
+    await writeFile(`${prefix}.key`, randomBytes(32), { mode: 0o600, flag: force ? 'w' : 'wx' })
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code === 'EEXIST') {
+      throw new CofferError(
+        'ERR_INVALID_ARGUMENT',
+        `${prefix}.key exists; choose another --out or pass --force`,
+      )
+    }
+    throw err
+  }
+  ctx.emit({ key: `${prefix}.key`, type: 'aes', bits: 256 })
+  ctx.say(`Wrote ${prefix}.key (32 random bytes, AES-256; keep it in your KBS, not in the image)`)
 }

@@ -45,6 +45,11 @@ export interface KeyWrapper {
   unwrapKey(dc: DecryptConfig, wrapped: Uint8Array, o?: Io): Promise<Uint8Array>
   /** True when `dc` holds no key this wrapper could use, so it is not even tried. */
   noPossibleKeys(dc: DecryptConfig): boolean
+  /**
+   * What `coffer inspect` may say about the recipients of one wrapped blob, from its public parts
+   * only (algorithms, curves, key IDs, certificate issuers): never key material.
+   */
+  describeRecipients?(wrapped: Uint8Array): string[]
 }
 
 export const ENC_ANNOTATION_PREFIX = 'org.opencontainers.image.enc.'

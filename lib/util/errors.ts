@@ -70,6 +70,11 @@ export const CODES = {
   ERR_CRYPT_OPTIONS_INVALID: 'invalid_argument',
   ERR_CRYPT_UNSUPPORTED: 'unimplemented',
   ERR_CRYPT_RECIPIENT_INVALID: 'invalid_argument',
+  // lib/crypt/keyprovider: ocicrypt keyprovider protocol
+  ERR_CRYPT_PROVIDER_TIMEOUT: 'unavailable',
+  ERR_CRYPT_PROVIDER_FAILED: 'unavailable',
+  ERR_CRYPT_PROVIDER_PROTOCOL: 'failed_precondition',
+  ERR_CRYPT_PROVIDER_REQUEST_INVALID: 'invalid_argument',
 } as const satisfies Record<string, ErrorClass>
 
 export type CofferErrorCode = keyof typeof CODES

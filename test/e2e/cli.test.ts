@@ -1,6 +1,6 @@
 /** The coffer binary as a user meets it: help that teaches, a fast --version, and the demo. */
 import { execFile } from 'node:child_process'
-import { mkdtemp, readdir, readFile, rm } from 'node:fs/promises'
+import { mkdtemp, readdir, readFile, rm, stat } from 'node:fs/promises'
 import { promisify } from 'node:util'
 import { tmpdir } from 'node:os'
 import { dirname, join } from 'node:path'
@@ -50,6 +50,33 @@ describe('coffer CLI', () => {
     expect(bad.code).toBe(2)
     expect((await coffer(['copy', 'oci:only-one'])).code).toBe(2)
     expect(bad.stderr).toContain('unknown option')
+  })
+})
+
+describe('coffer keys generate', () => {
+  it('writes private keys 0600, refuses to overwrite, and makes 32-byte aes keys', async () => {
+    const work = await mkdtemp(join(tmpdir(), 'coffer-keys-'))
+    try {
+      expect(
+        (await coffer(['keys', 'generate', '--type', 'rsa', '--bits', '2048', '--out', join(work, 'r')]))
+          .code,
+      ).toBe(0)
+      expect((await stat(join(work, 'r.key'))).mode & 0o777).toBe(0o600)
+      expect(await readFile(join(work, 'r.pub'), 'utf8')).toContain('BEGIN PUBLIC KEY')
+      const again = await coffer(['keys', 'generate', '--type', 'rsa', '--out', join(work, 'r')])
+      expect(again.code).toBe(2)
+      expect(again.stderr).toContain('--force')
+      expect((await coffer(['keys', 'generate', '--type', 'aes', '--out', join(work, 'k')])).code).toBe(0)
+      expect((await readFile(join(work, 'k.key'))).length).toBe(32)
+      expect((await stat(join(work, 'k.key'))).mode & 0o777).toBe(0o600)
+      expect((await coffer(['keys', 'generate', '--type', 'dsa', '--out', join(work, 'd')])).code).toBe(2)
+      expect(
+        (await coffer(['keys', 'generate', '--type', 'ec', '--curve', 'P-999', '--out', join(work, 'e')]))
+          .code,
+      ).toBe(2)
+    } finally {
+      await rm(work, { recursive: true, force: true })
+    }
   })
 })
 

@@ -103,6 +103,16 @@ class JweKeyWrapper implements KeyWrapper {
   noPossibleKeys(dc: DecryptConfig): boolean {
     return (dc.privkeys?.length ?? 0) === 0
   }
+  describeRecipients(wrapped: Uint8Array): string[] {
+    const jwe = parseJwe(wrapped)
+    const shared = protectedHeaderOf(jwe)
+    const recipients = jwe.recipients ?? [{ header: jwe.header }]
+    return recipients.map((r) => {
+      const h = { ...shared, ...jwe.unprotected, ...r.header } as { alg?: unknown; epk?: { crv?: unknown } }
+      const alg = typeof h.alg === 'string' ? h.alg : 'unknown alg'
+      return typeof h.epk?.crv === 'string' ? `${alg} (${h.epk.crv})` : alg
+    })
+  }
 
   async wrapKeys(ec: EncryptConfig, privateOptions: Uint8Array, o: Io = {}): Promise<Uint8Array> {
     throwIfAborted(o.signal)
