@@ -147,9 +147,9 @@ const keys = program.command('keys').description('Generate and manage keys.')
 keys
   .command('generate')
   .description(
-    'Generate a key pair for image encryption: PREFIX.key (private, PKCS#8 PEM, mode 0600) and PREFIX.pub.',
+    'Generate a key for image encryption: PREFIX.key (private, PKCS#8 PEM, mode 0600) and PREFIX.pub; aes: PREFIX.key only.',
   )
-  .requiredOption('--type <rsa|ec>', 'key type')
+  .requiredOption('--type <rsa|ec|aes>', 'key type (aes: a 256-bit key-encryption key for a KBS)')
   .requiredOption('--out <prefix>', 'file name prefix')
   .option('--bits <n>', 'RSA modulus size: 2048, 3072 or 4096', '3072')
   .option('--curve <name>', 'EC curve: P-256, P-384 or P-521', 'P-256')
