@@ -28,7 +28,16 @@ import { startLocalRegistry, type LocalRegistry } from '../cli/demo/local-regist
 import { MiB } from '../lib/util/limits.js'
 import { ensureBenchImage, shapeName, type BenchImage, type ImageShape } from './image.js'
 import { measure, type Measurement } from './measure.js'
-import { describeMachine, GOALS, resultsTable, runsTable, type Row } from './report.js'
+import { generateKeyPair } from '../lib/crypt/keys.js'
+import {
+  COPY_GOALS,
+  CRYPT_GOALS,
+  describeMachine,
+  resultsTable,
+  runsTable,
+  type Goals,
+  type Row,
+} from './report.js'
 
 const SHAPE: ImageShape = {
   layers: envInt('COFFER_BENCH_LAYERS', 8),
@@ -117,19 +126,57 @@ async function main(): Promise<void> {
     // === 3. the measured runs
     const runs: { label: string; tool: string; m: Measurement }[] = []
     const rows: Row[] = []
-    const directions: { label: string; job: (tool: Tool, i: number) => Promise<Job> }[] = [
+    // The encrypted source for decryption, made once (unmeasured) by skopeo, the reference tool.
+    const keys = await benchKeys(work)
+    const encrypted = join(work, 'encrypted-src')
+    const enc = await measure(
+      'skopeo',
+      ['copy', '--encryption-key', `jwe:${keys.pub}`, layoutName(image), `oci:${encrypted}:bench`],
+      { signal },
+    )
+    if (enc.exitCode !== 0) throw new Error(`preparing the encrypted source failed: ${enc.stderr.trim()}`)
+
+    const directions: { label: string; goals: Goals; job: (tool: Tool, i: number) => Promise<Job> }[] = [
       {
-        label: 'layout → registry',
+        label: 'copy layout → registry',
+        goals: COPY_GOALS,
         job: async (tool, i) =>
           pushJob(tool, image, await startRegistry(`registry-${tool}-${i}`), `${tool}-bench:1`, cofferBin),
       },
       {
-        label: 'registry → layout',
+        label: 'copy registry → layout',
+        goals: COPY_GOALS,
         job: async (tool, i) => pullJob(tool, image, source, join(work, `pull-${tool}-${i}`), cofferBin),
       },
+      {
+        label: 'encrypt layout → layout (jwe, EC P-256)',
+        goals: CRYPT_GOALS,
+        job: async (tool, i) =>
+          cryptJob(
+            tool,
+            image,
+            layoutName(image),
+            join(work, `enc-${tool}-${i}`),
+            ['--encryption-key', `jwe:${keys.pub}`],
+            cofferBin,
+          ),
+      },
+      {
+        label: 'decrypt layout → layout',
+        goals: CRYPT_GOALS,
+        job: async (tool, i) =>
+          cryptJob(
+            tool,
+            image,
+            `oci:${encrypted}:bench`,
+            join(work, `dec-${tool}-${i}`),
+            ['--decryption-key', keys.key],
+            cofferBin,
+          ),
+      },
     ]
-    for (const { label, job } of directions) {
-      const row: Row = { label, coffer: [], skopeo: [] }
+    for (const { label, goals, job } of directions) {
+      const row: Row = { label, goals, coffer: [], skopeo: [] }
       for (let i = 0; i < RUNS; i++) {
         const order: Tool[] = i % 2 === 0 ? ['coffer', 'skopeo'] : ['skopeo', 'coffer']
         for (const tool of order) {
@@ -233,6 +280,46 @@ function pullJob(tool: Tool, image: BenchImage, src: string, dir: string, coffer
   }
 }
 
+/**
+ * `oci:SRC` → `oci:NEWDIR:x` with encryption or decryption flags: coffer's `encrypt`/`decrypt`
+ * (its `copy` takes the same flags) vs `skopeo copy`. Checked by the blob bytes on disk.
+ */
+function cryptJob(
+  tool: Tool,
+  image: BenchImage,
+  src: string,
+  dir: string,
+  flags: string[],
+  cofferBin: string,
+): Job {
+  const dest = `oci:${dir}:x`
+  const [command, args] =
+    tool === 'coffer'
+      ? [process.execPath, [cofferBin, 'copy', '--json', ...flags, src, dest]]
+      : ['skopeo', ['copy', ...flags, src, dest]]
+  return {
+    tool,
+    command,
+    args,
+    async check() {
+      const onDisk = await blobBytes(dir)
+      if (onDisk < image.totalBytes)
+        throw new Error(`${tool}: ${dir} holds ${onDisk} blob bytes, want at least ${image.totalBytes}`)
+    },
+    cleanup: () => rm(dir, { recursive: true, force: true }),
+  }
+}
+
+/** An EC P-256 key pair for the encryption rows, in the bench's work directory. */
+async function benchKeys(work: string): Promise<{ key: string; pub: string }> {
+  const pair = await generateKeyPair('ec', { curve: 'P-256' })
+  const key = join(work, 'bench.key')
+  const pub = join(work, 'bench.pub')
+  await writeFile(key, pair.privatePem, { mode: 0o600 })
+  await writeFile(pub, pair.publicPem)
+  return { key, pub }
+}
+
 /** What each tool says it did: every blob transferred, none skipped. */
 function checkAllBlobsMoved(tool: Tool, m: Measurement, image: BenchImage): void {
   if (tool === 'coffer') {
@@ -264,7 +351,7 @@ async function blobBytes(layout: string): Promise<number> {
 function report(machineLines: [string, string][], image: BenchImage, table: string, runs: string): string {
   const machine = machineLines.map(([k, v]) => `- ${k}: ${v}`).join('\n')
   const { layers, layerBytes, gzipLevel } = image.shape
-  return `# coffer copy vs skopeo copy
+  return `# coffer vs skopeo: copy, encrypt, decrypt
 
 Written by \`npm run bench\` (bench/run.ts). Do not edit by hand.
 
@@ -298,10 +385,14 @@ ${machine}
 - Time: wall clock from spawn to exit, median of the runs. Peak RSS: the largest of the runs, each the
   maximum of (a) the process tree's summed \`VmHWM\` polled from /proc every 50 ms and (b) GNU time's \`%M\`.
 
+- encrypt / decrypt layout → layout: \`coffer copy --encryption-key jwe:KEY.pub\` (or
+  \`--decryption-key KEY\`) vs \`skopeo copy\` with the same flags, a new directory per run; the
+  decryption source is the image encrypted once by skopeo (unmeasured). Checked by the blob bytes on disk.
+
 ## Goals
 
-- coffer's time ≤ ${GOALS.maxTimeRatio}× skopeo's
-- coffer's peak RSS ≤ ${GOALS.maxRssMiB} MiB
+- copies: coffer's time ≤ ${COPY_GOALS.maxTimeRatio}× skopeo's, peak RSS ≤ ${COPY_GOALS.maxRssMiB} MiB
+- encryption and decryption: coffer's time ≤ ${CRYPT_GOALS.maxTimeRatio}× skopeo's (5× faster), peak RSS ≤ ${CRYPT_GOALS.maxRssMiB} MiB
 
 ## Results
 
