@@ -1,3 +1,4 @@
+import { X509Certificate } from 'node:crypto'
 import { readFile } from 'node:fs/promises'
 import type { DecryptConfig, EncryptConfig } from '../lib/crypt/keywrap.js'
 import { parseDecryptionKeyArg } from '../lib/crypt/keys.js'
@@ -19,6 +20,8 @@ export async function encryptConfigFrom(values: readonly string[]): Promise<Encr
         ;(ec.pubkeys ??= []).push(await readKeyFile(rest, '--encryption-key'))
         break
       case 'pkcs7':
+        ;(ec.x509s ??= []).push(await readKeyFile(rest, '--encryption-key'))
+        break
       case 'pgp':
       case 'provider':
       case 'pkcs11':
@@ -37,17 +40,51 @@ export async function encryptConfigFrom(values: readonly string[]): Promise<Encr
   return ec
 }
 
-/** `--decryption-key FILE[:PASSWORD|:pass=PW|:file=PWFILE]` values → a DecryptConfig. */
+/**
+ * `--decryption-key FILE[:PASSWORD|:pass=PW|:file=PWFILE]` values → a DecryptConfig. As ocicrypt
+ * does, each file is sorted by what it is: a private key (`privkeys`), an x509 certificate
+ * (`x509s`, which pkcs7 needs beside the key), or an OpenPGP secret key (`gpg-privatekeys`).
+ */
 export async function decryptConfigFrom(values: readonly string[]): Promise<DecryptConfig> {
-  const dc: DecryptConfig = { privkeys: [], privkeysPasswords: [] }
+  const dc: DecryptConfig = { privkeys: [], privkeysPasswords: [], x509s: [] }
   for (const value of values) {
     if (value.startsWith('provider:'))
       throw new CofferError('ERR_CRYPT_UNSUPPORTED', '--decryption-key provider: is not supported yet')
     const { path, password } = await parseDecryptionKeyArg(value)
-    dc.privkeys!.push(await readKeyFile(path, '--decryption-key'))
-    dc.privkeysPasswords!.push(Buffer.from(password ?? ''))
+    const bytes = await readKeyFile(path, '--decryption-key')
+    const passwordBytes = Buffer.from(password ?? '')
+    switch (classifyKeyFile(bytes)) {
+      case 'certificate':
+        dc.x509s!.push(bytes)
+        break
+      case 'pgp':
+        ;(dc['gpg-privatekeys'] ??= []).push(bytes)
+        ;(dc['gpg-privatekeys-passwords'] ??= []).push(passwordBytes)
+        break
+      default:
+        dc.privkeys!.push(bytes)
+        dc.privkeysPasswords!.push(passwordBytes)
+    }
   }
   return dc
+}
+
+/** What a key file holds, by its PEM label or DER shape; private keys are the default. */
+function classifyKeyFile(bytes: Buffer): 'private' | 'certificate' | 'pgp' {
+  const head = bytes.subarray(0, 4096).toString('latin1')
+  if (head.includes('-----BEGIN CERTIFICATE-----')) return 'certificate'
+  if (head.includes('-----BEGIN PGP ')) return 'pgp'
+  if (head.includes('-----BEGIN ')) return 'private'
+  // Binary: an x509 certificate parses as one; an OpenPGP packet starts with bit 7 set.
+  try {
+    new X509Certificate(bytes)
+    return 'certificate'
+  } catch {
+    // not DER x509
+  }
+  if (bytes.length > 0 && (bytes[0]! & 0x80) !== 0 && (bytes[0]! & 0x3f) >> 2 === 5) return 'pgp' // old-format tag 5: secret key
+  if (bytes.length > 0 && bytes[0] === 0xc5) return 'pgp' // new-format tag 5
+  return 'private'
 }
 
 /** skopeo's `--encrypt-layer` (repeatable, comma lists allowed): 0-based, negative from the end. */

@@ -178,6 +178,112 @@ describe('skopeo encrypts, coffer decrypts', () => {
   })
 })
 
+describe('pkcs7 recipients (x509 certificates)', () => {
+  beforeAll(async () => {
+    await sh('openssl', [
+      'req',
+      '-x509',
+      '-newkey',
+      'rsa:2048',
+      '-nodes',
+      '-keyout',
+      join(work, 'cert.key'),
+      '-out',
+      join(work, 'cert.pem'),
+      '-subj',
+      '/CN=coffer-test',
+      '-days',
+      '2',
+    ])
+  })
+
+  it('coffer encrypts for a certificate; skopeo decrypts with key and certificate', async () => {
+    const enc = `oci:${join(work, 'p7-enc')}:v1`
+    const run = await coffer(['encrypt', '--encryption-key', `pkcs7:${join(work, 'cert.pem')}`, src(), enc])
+    expect(run.stderr).not.toContain('coffer:')
+    expect(run.code).toBe(0)
+    const m = await manifestOf(enc)
+    expect(Object.keys(m.layers[0]!.annotations ?? {})).toContain('org.opencontainers.image.enc.keys.pkcs7')
+    const dec = `oci:${join(work, 'p7-sk-dec')}:v1`
+    await skopeo([
+      'copy',
+      '--decryption-key',
+      join(work, 'cert.key'),
+      '--decryption-key',
+      join(work, 'cert.pem'),
+      enc,
+      dec,
+    ])
+    expect((await manifestOf(dec)).layers.map((l) => l.digest)).toEqual(sample.layers.map((l) => l.digest))
+  })
+
+  it('skopeo encrypts for a certificate; coffer decrypts, and needs the certificate too', async () => {
+    const enc = `oci:${join(work, 'p7-sk-enc')}:v1`
+    await skopeo(['copy', '--encryption-key', `pkcs7:${join(work, 'cert.pem')}`, src(), enc])
+    const out = join(work, 'p7-co-dec')
+    const run = await coffer([
+      'decrypt',
+      '--decryption-key',
+      join(work, 'cert.key'),
+      '--decryption-key',
+      join(work, 'cert.pem'),
+      enc,
+      `oci:${out}:v1`,
+    ])
+    expect(run.stderr).not.toContain('coffer:')
+    expect(run.code).toBe(0)
+    expect((await manifestOf(`oci:${out}:v1`)).layers.map((l) => l.digest)).toEqual(
+      sample.layers.map((l) => l.digest),
+    )
+    const keyOnly = await coffer([
+      'decrypt',
+      '--decryption-key',
+      join(work, 'cert.key'),
+      enc,
+      `oci:${join(work, 'p7-keyonly')}:v1`,
+    ])
+    expect(keyOnly.code).not.toBe(0)
+  })
+
+  it('one image for a jwe and a pkcs7 recipient: either decrypts it', async () => {
+    const enc = `oci:${join(work, 'mixed-enc')}:v1`
+    const run = await coffer([
+      'encrypt',
+      '--encryption-key',
+      `jwe:${join(work, 'ec.pub')}`,
+      '--encryption-key',
+      `pkcs7:${join(work, 'cert.pem')}`,
+      src(),
+      enc,
+    ])
+    expect(run.code).toBe(0)
+    await skopeo(['copy', '--decryption-key', join(work, 'ec.key'), enc, `oci:${join(work, 'mixed-jwe')}:v1`])
+    await skopeo([
+      'copy',
+      '--decryption-key',
+      join(work, 'cert.key'),
+      '--decryption-key',
+      join(work, 'cert.pem'),
+      enc,
+      `oci:${join(work, 'mixed-p7')}:v1`,
+    ])
+    const out = join(work, 'mixed-co')
+    expect(
+      (
+        await coffer([
+          'decrypt',
+          '--decryption-key',
+          join(work, 'cert.key'),
+          '--decryption-key',
+          join(work, 'cert.pem'),
+          enc,
+          `oci:${out}:v1`,
+        ])
+      ).code,
+    ).toBe(0)
+  })
+})
+
 describe('refusals', () => {
   it('the wrong key: ERR_CRYPT_DECRYPT_FAILED, exit 9, nothing written', async () => {
     const out = join(work, 'wrong')
