@@ -7,7 +7,7 @@ import { MAX_CREDENTIALS_FILE_BYTES } from '../lib/util/limits.js'
 
 /**
  * `--encryption-key SCHEME:VALUE` values → an EncryptConfig (ocicrypt `helpers/parse_helpers.go`):
- * `jwe:<public key file>` today; the other schemes come with their wrappers.
+ * `jwe:<public key file>`, `pkcs7:<x509 certificate file>`, `pgp:<OpenPGP public key file>`.
  */
 export async function encryptConfigFrom(values: readonly string[]): Promise<EncryptConfig> {
   const ec: EncryptConfig = {}
@@ -23,12 +23,15 @@ export async function encryptConfigFrom(values: readonly string[]): Promise<Encr
         ;(ec.x509s ??= []).push(await readKeyFile(rest, '--encryption-key'))
         break
       case 'pgp':
+        // coffer takes OpenPGP public key files (armored or binary), not gpg keyring look-ups.
+        ;(ec['gpg-pubkeys'] ??= []).push(await readKeyFile(rest, '--encryption-key'))
+        break
       case 'provider':
       case 'pkcs11':
       case 'kbs':
         throw new CofferError(
           'ERR_CRYPT_UNSUPPORTED',
-          `--encryption-key ${scheme}: is not supported yet; use jwe:PUBLIC_KEY.pem`,
+          `--encryption-key ${scheme}: is not supported yet; use jwe:KEY.pub, pkcs7:CERT.pem or pgp:KEY.asc`,
         )
       default:
         throw new CofferError(

@@ -76,7 +76,7 @@ function cryptFlags(cmd: Command, which: 'both' | 'encrypt' | 'decrypt'): Comman
     cmd
       .option(
         '--encryption-key <scheme:value>',
-        'encrypt layers for this recipient: jwe:PUBLIC_KEY.pem (repeatable)',
+        'encrypt layers for this recipient: jwe:KEY.pub, pkcs7:CERT.pem or pgp:KEY.asc (repeatable)',
         collect,
       )
       .option(

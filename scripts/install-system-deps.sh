@@ -12,6 +12,7 @@
 #   swtpm, swtpm-tools       software TPM for attestation tests
 #   tpm2-tools               tpm2_* CLIs to provision and read the software TPM
 #   openssl                  keys and self-signed certificates for test fixtures
+#   gnupg                    gpg and gpg-agent: skopeo's pgp: recipients, OpenPGP test keys
 #   jq                       JSON in the demo scripts
 set -euo pipefail
 
@@ -19,7 +20,7 @@ PACKAGES=(
   skopeo umoci docker-registry apache2-utils
   libfuse2 fuse gocryptfs
   swtpm swtpm-tools tpm2-tools
-  openssl jq
+  openssl jq gnupg
 )
 
 # One dpkg-query for all packages keeps the fast path fast. It prints nothing (and exits non-zero)

@@ -1,11 +1,11 @@
+// Not the area's index: cmd mode runs once per layer, and must not pay for loading grpc-js.
 import {
   createKekKeyProvider,
   DEFAULT_PROVIDER_NAME,
   loadKeyring,
   serveKeyProviderCmd,
-  startKeyProviderGrpcServer,
   type KeyProviderServer,
-} from '../../lib/crypt/keyprovider/index.js'
+} from '../../lib/crypt/keyprovider/server.js'
 import { CofferError } from '../../lib/util/errors.js'
 import type { CommandContext } from '../run.js'
 
@@ -30,6 +30,7 @@ export async function keyproviderCommand(opts: Record<string, unknown>, ctx: Com
     return
   }
 
+  const { startKeyProviderGrpcServer } = await import('../../lib/crypt/keyprovider/grpc-server.js')
   const running = await startKeyProviderGrpcServer(server, opts.grpc, { signal: ctx.signal })
   ctx.emit({ listening: running.address, name })
   ctx.say(`coffer keyprovider "${name}" listening on ${running.address} (gRPC, plaintext)`)

@@ -284,6 +284,59 @@ describe('pkcs7 recipients (x509 certificates)', () => {
   })
 })
 
+describe('pgp recipients (OpenPGP keys made by gpg)', () => {
+  const gnupg = () => join(work, 'gnupg')
+  const gpg = (args: string[]) =>
+    sh('gpg', ['--batch', '--homedir', gnupg(), ...args], { encoding: 'buffer' })
+  beforeAll(async () => {
+    await sh('mkdir', ['-m', '0700', '-p', gnupg()])
+    await gpg([
+      '--passphrase',
+      '',
+      '--quick-gen-key',
+      'Coffer Test <pgp@coffer.test>',
+      'rsa3072',
+      'encr',
+      'never',
+    ])
+    await writeFile(join(work, 'pgp.asc'), (await gpg(['--armor', '--export', 'pgp@coffer.test'])).stdout)
+    await writeFile(
+      join(work, 'pgp-secret.gpg'),
+      (await gpg(['--export-secret-keys', 'pgp@coffer.test'])).stdout,
+    )
+  })
+
+  it('coffer encrypts for a public key file; skopeo decrypts with the secret key', async () => {
+    const enc = `oci:${join(work, 'pgp-enc')}:v1`
+    const run = await coffer(['encrypt', '--encryption-key', `pgp:${join(work, 'pgp.asc')}`, src(), enc])
+    expect(run.stderr).not.toContain('coffer:')
+    expect(run.code).toBe(0)
+    const dec = `oci:${join(work, 'pgp-sk-dec')}:v1`
+    await skopeo(['copy', '--decryption-key', join(work, 'pgp-secret.gpg'), enc, dec])
+    expect((await manifestOf(dec)).layers.map((l) => l.digest)).toEqual(sample.layers.map((l) => l.digest))
+  })
+
+  it('skopeo encrypts for pgp:<email> from the gpg keyring; coffer decrypts with the exported secret key', async () => {
+    const enc = `oci:${join(work, 'pgp-sk-enc')}:v1`
+    await skopeo(['copy', '--encryption-key', 'pgp:pgp@coffer.test', src(), enc], {
+      env: { GNUPGHOME: gnupg() },
+    })
+    const out = join(work, 'pgp-co-dec')
+    const run = await coffer([
+      'decrypt',
+      '--decryption-key',
+      join(work, 'pgp-secret.gpg'),
+      enc,
+      `oci:${out}:v1`,
+    ])
+    expect(run.stderr).not.toContain('coffer:')
+    expect(run.code).toBe(0)
+    expect((await manifestOf(`oci:${out}:v1`)).layers.map((l) => l.digest)).toEqual(
+      sample.layers.map((l) => l.digest),
+    )
+  })
+})
+
 describe('refusals', () => {
   it('the wrong key: ERR_CRYPT_DECRYPT_FAILED, exit 9, nothing written', async () => {
     const out = join(work, 'wrong')
@@ -404,7 +457,7 @@ describe('refusals', () => {
     expect((await coffer(['copy', '--encrypt-layer', '0', src(), `oci:${join(work, 'y')}:v1`])).code).toBe(2)
     expect((await coffer(['encrypt', src(), `oci:${join(work, 'z')}:v1`])).code).toBe(2)
     expect(
-      (await coffer(['encrypt', '--encryption-key', 'pgp:someone', src(), `oci:${join(work, 'z')}:v1`]))
+      (await coffer(['encrypt', '--encryption-key', 'provider:someone', src(), `oci:${join(work, 'z')}:v1`]))
         .stderr,
     ).toContain('ERR_CRYPT_UNSUPPORTED')
     expect(

@@ -1,0 +1,27 @@
+/**
+ * Registration of the pgp key wrapper (STYLE §2): data only, importing this registers nothing.
+ * `plugins/index.ts` lists it; import `./pgp-keywrap.js` to use the wrapper without a registry.
+ */
+import type { KeyWrapper } from '../../../lib/crypt/keywrap.js'
+import type { Registration } from '../../../lib/util/registry.js'
+import { createPgpKeyWrapper } from './pgp-keywrap.js'
+
+export {
+  createPgpKeyWrapper,
+  DC_GPG_PRIVATEKEYS,
+  DC_GPG_PRIVATEKEYS_PASSWORDS,
+  EC_GPG_PUBKEYRINGFILE,
+  EC_GPG_PUBKEYS,
+  EC_GPG_RECIPIENTS,
+  PGP_ANNOTATION,
+} from './pgp-keywrap.js'
+
+/**
+ * `keywrap.v1/pgp`: ocicrypt-compatible OpenPGP (binary message, PKESK v3 + SEIPD v1, AES-256, no
+ * compression). No configuration.
+ */
+export const plugin: Registration<KeyWrapper> = {
+  point: 'keywrap.v1',
+  name: 'pgp',
+  init: () => createPgpKeyWrapper(),
+}
