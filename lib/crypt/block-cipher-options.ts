@@ -2,6 +2,7 @@ import { z } from 'zod'
 import { CofferError } from '../util/errors.js'
 import { MAX_CRYPT_OPTIONS_BYTES } from '../util/limits.js'
 import { isDigest, type Digest } from '../oci/digest.js'
+import { decryptFailed } from './decrypt-failed.js'
 
 /** The one layer cipher ocicrypt defines (`blockcipher.AES256CTR`). */
 export const AES_256_CTR_HMAC_SHA256 = 'AES_256_CTR_HMAC_SHA256'
@@ -88,11 +89,6 @@ export function parsePublicOptions(annotation: string, where: string): PublicOpt
     hmac: Buffer.from(parsed.data.hmac ?? '', 'base64'),
     cipherOptions: decodeMap(parsed.data.cipheroptions),
   }
-}
-
-/** One fixed message for everything that can go wrong after a key unwrap (STYLE.md §6). */
-export function decryptFailed(): CofferError {
-  return new CofferError('ERR_CRYPT_DECRYPT_FAILED', 'decryption failed')
 }
 
 function parseJson(bytes: Uint8Array): unknown {

@@ -4,6 +4,7 @@ import type { Descriptor } from '../oci/schemas.js'
 import { CofferError } from '../util/errors.js'
 import type { Io } from '../util/io.js'
 import { parsePrivateOptions, parsePublicOptions } from './block-cipher-options.js'
+import { decryptFailed } from './decrypt-failed.js'
 import { unwrapPrivateOptions } from './key-wrapping.js'
 import { ENC_ANNOTATION_PREFIX, PUBOPTS_ANNOTATION, type DecryptConfig, type KeyWrapper } from './keywrap.js'
 import { createLayerDecryptor } from './layer-cipher.js'
@@ -41,7 +42,7 @@ export function decryptionStep(o: DecryptOptions): LayerTransform {
       const blob = await spool(await read(), [createLayerDecryptor(priv, pub)], io)
       if (priv.digest && blob.digest !== priv.digest) {
         await blob.remove()
-        throw new CofferError('ERR_CRYPT_DECRYPT_FAILED', 'decryption failed')
+        throw decryptFailed()
       }
       const kept = Object.fromEntries(
         Object.entries(annotations).filter(([k]) => !k.startsWith(ENC_ANNOTATION_PREFIX)),

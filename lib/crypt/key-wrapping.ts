@@ -1,7 +1,7 @@
 import { CofferError } from '../util/errors.js'
 import type { Io } from '../util/io.js'
 import { MAX_KEYS_ANNOTATION_BYTES } from '../util/limits.js'
-import { decryptFailed } from './block-cipher-options.js'
+import { decryptFailed } from './decrypt-failed.js'
 import {
   ENC_KEYS_ANNOTATION_PREFIX,
   type DecryptConfig,

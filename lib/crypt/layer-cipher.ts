@@ -1,12 +1,8 @@
 import { createCipheriv, createDecipheriv, createHmac, randomBytes, timingSafeEqual } from 'node:crypto'
 import { Transform, type TransformCallback } from 'node:stream'
 import type { Digest } from '../oci/digest.js'
-import {
-  AES_256_CTR_HMAC_SHA256,
-  decryptFailed,
-  type PrivateOptions,
-  type PublicOptions,
-} from './block-cipher-options.js'
+import { AES_256_CTR_HMAC_SHA256, type PrivateOptions, type PublicOptions } from './block-cipher-options.js'
+import { decryptFailed } from './decrypt-failed.js'
 import { CofferError } from '../util/errors.js'
 
 /**

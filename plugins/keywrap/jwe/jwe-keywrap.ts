@@ -31,6 +31,7 @@ import {
 import { CofferError } from '../../../lib/util/errors.js'
 import { throwIfAborted, type Io } from '../../../lib/util/io.js'
 import { MAX_JWE_BYTES, MAX_JWE_RECIPIENTS } from '../../../lib/util/limits.js'
+import { decryptFailed } from '../../../lib/crypt/decrypt-failed.js'
 
 /** The layer annotation this wrapper writes and reads. */
 export const JWE_ANNOTATION = 'org.opencontainers.image.enc.keys.jwe'
@@ -307,9 +308,4 @@ function isKeyAlgorithm(alg: string): alg is KeyAlgorithm {
 
 function dropUndefined<T extends object>(o: T): T {
   return Object.fromEntries(Object.entries(o).filter(([, v]) => v !== undefined)) as T
-}
-
-/** The one failure a caller may see for anything cryptographic (STYLE §6). */
-function decryptFailed(): CofferError {
-  return new CofferError('ERR_CRYPT_DECRYPT_FAILED', 'decryption failed')
 }

@@ -42,6 +42,7 @@ import type { DecryptConfig, EncryptConfig, KeyWrapper } from '../../../lib/cryp
 import { CofferError } from '../../../lib/util/errors.js'
 import { throwIfAborted, type Io } from '../../../lib/util/io.js'
 import { MAX_CRYPT_OPTIONS_BYTES, MAX_KEYS_ANNOTATION_BYTES } from '../../../lib/util/limits.js'
+import { decryptFailed } from '../../../lib/crypt/decrypt-failed.js'
 
 /** The layer annotation this wrapper writes and reads. */
 export const PGP_ANNOTATION = 'org.opencontainers.image.enc.keys.pgp'
@@ -329,9 +330,4 @@ async function parseMessage(bytes: Uint8Array): Promise<Message<Uint8Array>> {
 function isArmored(bytes: Uint8Array): boolean {
   const head = Buffer.from(bytes.subarray(0, 64)).toString('latin1').trimStart()
   return head.startsWith('-----BEGIN PGP')
-}
-
-/** The one failure a caller may see for anything cryptographic (STYLE §6). */
-function decryptFailed(): CofferError {
-  return new CofferError('ERR_CRYPT_DECRYPT_FAILED', 'decryption failed')
 }

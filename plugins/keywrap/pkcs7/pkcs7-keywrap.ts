@@ -36,6 +36,7 @@ import {
   type RecipientCert,
 } from './cms.js'
 import { rsaDecryptPkcs1v15 } from './pkcs1v15.js'
+import { decryptFailed } from '../../../lib/crypt/decrypt-failed.js'
 
 /** The layer annotation this wrapper writes and reads. */
 export const PKCS7_ANNOTATION = 'org.opencontainers.image.enc.keys.pkcs7'
@@ -223,9 +224,4 @@ function openGcm(cek: Buffer, nonce: Buffer, sealed: Buffer): Buffer | undefined
   } catch {
     return undefined
   }
-}
-
-/** The one failure a caller may see for anything cryptographic (STYLE §6). */
-function decryptFailed(): CofferError {
-  return new CofferError('ERR_CRYPT_DECRYPT_FAILED', 'decryption failed')
 }
