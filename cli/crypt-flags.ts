@@ -2,6 +2,7 @@ import { X509Certificate } from 'node:crypto'
 import { readFile } from 'node:fs/promises'
 import type { DecryptConfig, EncryptConfig } from '../lib/crypt/keywrap.js'
 import { parseDecryptionKeyArg } from '../lib/crypt/keys.js'
+import { parseProviderRecipient } from '../plugins/keywrap/provider/index.js'
 import { CofferError } from '../lib/util/errors.js'
 import { MAX_CREDENTIALS_FILE_BYTES } from '../lib/util/limits.js'
 
@@ -26,7 +27,11 @@ export async function encryptConfigFrom(values: readonly string[]): Promise<Encr
         // coffer takes OpenPGP public key files (armored or binary), not gpg keyring look-ups.
         ;(ec['gpg-pubkeys'] ??= []).push(await readKeyFile(rest, '--encryption-key'))
         break
-      case 'provider':
+      case 'provider': {
+        const { key, value: params } = parseProviderRecipient(value)
+        ;(ec[key] ??= []).push(params)
+        break
+      }
       case 'pkcs11':
       case 'kbs':
         throw new CofferError(
@@ -51,8 +56,12 @@ export async function encryptConfigFrom(values: readonly string[]): Promise<Encr
 export async function decryptConfigFrom(values: readonly string[]): Promise<DecryptConfig> {
   const dc: DecryptConfig = { privkeys: [], privkeysPasswords: [], x509s: [] }
   for (const value of values) {
-    if (value.startsWith('provider:'))
-      throw new CofferError('ERR_CRYPT_UNSUPPORTED', '--decryption-key provider: is not supported yet')
+    if (value.startsWith('provider:')) {
+      // A key provider: only its name and parameters travel, never a key (spec §2.5).
+      const { key, value: params } = parseProviderRecipient(value)
+      ;(dc[key] ??= []).push(params)
+      continue
+    }
     const { path, password } = await parseDecryptionKeyArg(value)
     const bytes = await readKeyFile(path, '--decryption-key')
     const passwordBytes = Buffer.from(password ?? '')

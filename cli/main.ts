@@ -76,7 +76,7 @@ function cryptFlags(cmd: Command, which: 'both' | 'encrypt' | 'decrypt'): Comman
     cmd
       .option(
         '--encryption-key <scheme:value>',
-        'encrypt layers for this recipient: jwe:KEY.pub, pkcs7:CERT.pem or pgp:KEY.asc (repeatable)',
+        'encrypt layers for this recipient: jwe:KEY.pub, pkcs7:CERT.pem, pgp:KEY.asc or provider:NAME[:PARAMS] (repeatable)',
         collect,
       )
       .option(
@@ -142,6 +142,29 @@ copyLike(
   `  coffer decrypt --decryption-key mykey.key oci:./enc:app oci:./plain:app
   coffer decrypt --decryption-key mykey.key:s3cret docker://127.0.0.1:5000/app:enc oci:./plain:app`,
 )
+
+program
+  .command('keyprovider')
+  .description(
+    'Serve the ocicrypt key-provider protocol with local KEKs: one request on stdin → one answer on stdout, or --grpc.',
+  )
+  .option('--kek <[id=]file>', '32-byte KEK, raw or base64; id defaults to "default" (repeatable)', collect)
+  .option('--name <name>', 'the key-providers name clients use for this provider', 'coffer')
+  .option('--grpc <addr>', 'serve gRPC on HOST:PORT (PORT alone = 127.0.0.1:PORT)')
+  .option('-q, --quiet', 'print nothing but errors')
+  .option('--json', 'gRPC mode: print {"listening":ADDR,"name":...}')
+  .addHelpText(
+    'after',
+    `
+Examples:
+  coffer keys generate --type aes --out kek
+  # OCICRYPT_KEYPROVIDER_CONFIG file for skopeo/containerd (ocicrypt >= 1.1) or coffer itself:
+  #   {"key-providers": {"coffer": {"cmd": {"path": "coffer", "args": ["keyprovider", "--kek", "kek.key"]}}}}
+  coffer keyprovider --grpc 127.0.0.1:50051 --kek kek.key`,
+  )
+  .action((opts: Record<string, unknown>) =>
+    run(opts, async (ctx) => (await import('./commands/keyprovider.js')).keyproviderCommand(opts, ctx)),
+  )
 
 const keys = program.command('keys').description('Generate and manage keys.')
 keys

@@ -7,6 +7,7 @@ import { createRegistry, type Registration } from '../lib/util/registry.js'
 import { plugin as jwe } from './keywrap/jwe/index.js'
 import { plugin as pgp } from './keywrap/pgp/index.js'
 import { plugin as pkcs7 } from './keywrap/pkcs7/index.js'
+import { loadProviderKeyWrappers } from './keywrap/provider/index.js'
 
 export const KEYWRAP_POINT = 'keywrap.v1'
 
@@ -20,4 +21,12 @@ const registry = createRegistry(builtins)
 /** Every built-in key wrapper, in a fixed order (tried in this order on decryption). */
 export function keyWrappers(): KeyWrapper[] {
   return registry.list<KeyWrapper>(KEYWRAP_POINT).map((r) => r.init())
+}
+
+/**
+ * The built-ins plus one wrapper per key provider in the ocicrypt config file
+ * (OCICRYPT_KEYPROVIDER_CONFIG); those are data, not registrations, so they are loaded here.
+ */
+export async function allKeyWrappers(env: NodeJS.ProcessEnv = process.env): Promise<KeyWrapper[]> {
+  return [...keyWrappers(), ...(await loadProviderKeyWrappers(env))]
 }

@@ -95,18 +95,19 @@ async function layerTransformFrom(
     throw new CofferError('ERR_USAGE', 'coffer encrypt needs at least one --encryption-key')
   if (mode === 'decrypt' && !decryptionKeys.length)
     throw new CofferError('ERR_USAGE', 'coffer decrypt needs at least one --decryption-key')
-  const { keyWrappers } = await import('../../plugins/index.js')
+  const { allKeyWrappers } = await import('../../plugins/index.js')
+  const wrappers = await allKeyWrappers()
   if (encryptionKeys.length) {
     const { encryptionStep } = await import('../../lib/crypt/encrypt-step.js')
     return encryptionStep({
-      wrappers: keyWrappers(),
+      wrappers,
       config: await encryptConfigFrom(encryptionKeys),
       ...(layers ? { layers } : {}),
     })
   }
   if (decryptionKeys.length) {
     const { decryptionStep } = await import('../../lib/crypt/decrypt-step.js')
-    return decryptionStep({ wrappers: keyWrappers(), config: await decryptConfigFrom(decryptionKeys) })
+    return decryptionStep({ wrappers, config: await decryptConfigFrom(decryptionKeys) })
   }
   return undefined
 }
