@@ -2,6 +2,7 @@ import { X509Certificate } from 'node:crypto'
 import { readFile } from 'node:fs/promises'
 import type { DecryptConfig, EncryptConfig } from '../lib/crypt/keywrap.js'
 import { parseDecryptionKeyArg } from '../lib/crypt/keys.js'
+import { KBS_KEKS, kbsKekEntry } from '../plugins/keywrap/kbs/index.js'
 import { parseProviderRecipient } from '../plugins/keywrap/provider/index.js'
 import { CofferError } from '../lib/util/errors.js'
 import { MAX_CREDENTIALS_FILE_BYTES } from '../lib/util/limits.js'
@@ -10,7 +11,10 @@ import { MAX_CREDENTIALS_FILE_BYTES } from '../lib/util/limits.js'
  * `--encryption-key SCHEME:VALUE` values → an EncryptConfig (ocicrypt `helpers/parse_helpers.go`):
  * `jwe:<public key file>`, `pkcs7:<x509 certificate file>`, `pgp:<OpenPGP public key file>`.
  */
-export async function encryptConfigFrom(values: readonly string[]): Promise<EncryptConfig> {
+export async function encryptConfigFrom(
+  values: readonly string[],
+  o: { kek?: string } = {},
+): Promise<EncryptConfig> {
   const ec: EncryptConfig = {}
   for (const value of values) {
     const colon = value.indexOf(':')
@@ -32,8 +36,10 @@ export async function encryptConfigFrom(values: readonly string[]): Promise<Encr
         ;(ec[key] ??= []).push(params)
         break
       }
-      case 'pkcs11':
       case 'kbs':
+        ;(ec[KBS_KEKS] ??= []).push(await kbsEntry(value, o.kek, 'encryption'))
+        break
+      case 'pkcs11':
         throw new CofferError(
           'ERR_CRYPT_UNSUPPORTED',
           `--encryption-key ${scheme}: is not supported yet; use jwe:KEY.pub, pkcs7:CERT.pem or pgp:KEY.asc`,
@@ -53,9 +59,16 @@ export async function encryptConfigFrom(values: readonly string[]): Promise<Encr
  * does, each file is sorted by what it is: a private key (`privkeys`), an x509 certificate
  * (`x509s`, which pkcs7 needs beside the key), or an OpenPGP secret key (`gpg-privatekeys`).
  */
-export async function decryptConfigFrom(values: readonly string[]): Promise<DecryptConfig> {
+export async function decryptConfigFrom(
+  values: readonly string[],
+  o: { kek?: string } = {},
+): Promise<DecryptConfig> {
   const dc: DecryptConfig = { privkeys: [], privkeysPasswords: [], x509s: [] }
   for (const value of values) {
+    if (value.startsWith('kbs:') || value.startsWith('kbs+')) {
+      ;(dc[KBS_KEKS] ??= []).push(await kbsEntry(value, o.kek, 'decryption'))
+      continue
+    }
     if (value.startsWith('provider:')) {
       // A key provider: only its name and parameters travel, never a key (spec §2.5).
       const { key, value: params } = parseProviderRecipient(value)
@@ -97,6 +110,27 @@ function classifyKeyFile(bytes: Buffer): 'private' | 'certificate' | 'pgp' {
   if (bytes.length > 0 && (bytes[0]! & 0x80) !== 0 && (bytes[0]! & 0x3f) >> 2 === 5) return 'pgp' // old-format tag 5: secret key
   if (bytes.length > 0 && bytes[0] === 0xc5) return 'pgp' // new-format tag 5
   return 'private'
+}
+
+/**
+ * A `kbs:///repo/type/tag` key with its KEK from `--kek FILE` (32 raw bytes, as `coffer keys generate
+ * --type aes` writes). At build time the KEK is local and gets registered in the KBS; in the guest,
+ * `coffer pull` fetches it from the KBS after attestation instead.
+ */
+async function kbsEntry(
+  uri: string,
+  kekFile: string | undefined,
+  what: 'encryption' | 'decryption',
+): Promise<Uint8Array> {
+  if (!kekFile) {
+    throw new CofferError(
+      'ERR_USAGE',
+      what === 'encryption'
+        ? `${uri} needs --kek FILE: the 32-byte key-encryption key you will register in the KBS under that URI`
+        : `${uri} needs --kek FILE here; inside a TEE, coffer pull fetches the key from the KBS after attestation`,
+    )
+  }
+  return kbsKekEntry(uri, await readKeyFile(kekFile, '--kek'))
 }
 
 /** skopeo's `--encrypt-layer` (repeatable, comma lists allowed): 0-based, negative from the end. */

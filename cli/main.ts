@@ -76,7 +76,7 @@ function cryptFlags(cmd: Command, which: 'both' | 'encrypt' | 'decrypt'): Comman
     cmd
       .option(
         '--encryption-key <scheme:value>',
-        'encrypt layers for this recipient: jwe:KEY.pub, pkcs7:CERT.pem, pgp:KEY.asc or provider:NAME[:PARAMS] (repeatable)',
+        'encrypt layers for: jwe:KEY.pub, pkcs7:CERT.pem, pgp:KEY.asc, provider:NAME[:PARAMS] or kbs:///repo/type/tag (with --kek) (repeatable)',
         collect,
       )
       .option(
@@ -92,7 +92,10 @@ function cryptFlags(cmd: Command, which: 'both' | 'encrypt' | 'decrypt'): Comman
       collect,
     )
   }
-  return cmd
+  return cmd.option(
+    '--kek <file>',
+    'the 32-byte key-encryption key for kbs:///repo/type/tag keys (coffer keys generate --type aes)',
+  )
 }
 
 /** copy, encrypt and decrypt share their arguments, flags and action; only the required step differs. */

@@ -5,13 +5,14 @@
 import type { KeyWrapper } from '../lib/crypt/keywrap.js'
 import { createRegistry, type Registration } from '../lib/util/registry.js'
 import { plugin as jwe } from './keywrap/jwe/index.js'
+import { plugin as kbs } from './keywrap/kbs/index.js'
 import { plugin as pgp } from './keywrap/pgp/index.js'
 import { plugin as pkcs7 } from './keywrap/pkcs7/index.js'
 import { loadProviderKeyWrappers } from './keywrap/provider/index.js'
 
 export const KEYWRAP_POINT = 'keywrap.v1'
 
-export const builtins: readonly Registration<unknown, never>[] = [jwe, pkcs7, pgp] as Registration<
+export const builtins: readonly Registration<unknown, never>[] = [jwe, pkcs7, pgp, kbs] as Registration<
   unknown,
   never
 >[]

@@ -86,6 +86,7 @@ async function layerTransformFrom(
   const encryptionKeys = (opts.encryptionKey as string[] | undefined) ?? []
   const decryptionKeys = (opts.decryptionKey as string[] | undefined) ?? []
   const layers = layerIndexesFrom((opts.encryptLayer as string[] | undefined) ?? [])
+  const kek = opts.kek !== undefined ? { kek: opts.kek as string } : {}
   if (encryptionKeys.length && decryptionKeys.length) {
     throw new CofferError('ERR_USAGE', '--encryption-key and --decryption-key cannot be used together')
   }
@@ -101,13 +102,13 @@ async function layerTransformFrom(
     const { encryptionStep } = await import('../../lib/crypt/encrypt-step.js')
     return encryptionStep({
       wrappers,
-      config: await encryptConfigFrom(encryptionKeys),
+      config: await encryptConfigFrom(encryptionKeys, kek),
       ...(layers ? { layers } : {}),
     })
   }
   if (decryptionKeys.length) {
     const { decryptionStep } = await import('../../lib/crypt/decrypt-step.js')
-    return decryptionStep({ wrappers, config: await decryptConfigFrom(decryptionKeys) })
+    return decryptionStep({ wrappers, config: await decryptConfigFrom(decryptionKeys, kek) })
   }
   return undefined
 }

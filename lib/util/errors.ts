@@ -75,6 +75,8 @@ export const CODES = {
   ERR_CRYPT_PROVIDER_FAILED: 'unavailable',
   ERR_CRYPT_PROVIDER_PROTOCOL: 'failed_precondition',
   ERR_CRYPT_PROVIDER_REQUEST_INVALID: 'invalid_argument',
+  // lib/kbs
+  ERR_KBS_RESOURCE_URI_INVALID: 'invalid_argument',
 } as const satisfies Record<string, ErrorClass>
 
 export type CofferErrorCode = keyof typeof CODES

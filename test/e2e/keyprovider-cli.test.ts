@@ -122,3 +122,53 @@ describe('provider:coffer through coffer keyprovider (cmd mode)', () => {
     expect(run.stderr).toContain('coffer: decryption failed [ERR_CRYPT_DECRYPT_FAILED]')
   })
 })
+
+describe('kbs:/// keys with a local KEK (the build side of a KBS-held key)', () => {
+  it('encrypts for kbs:///repo/type/tag with --kek; decrypts with the same URI and KEK; inspect names the URI', async () => {
+    const enc = `oci:${join(work, 'kbs-enc')}:v1`
+    const uri = 'kbs:///default/image-kek/app'
+    const run = await coffer([
+      'encrypt',
+      '--encryption-key',
+      uri,
+      '--kek',
+      join(work, 'kek.key'),
+      `oci:${join(work, 'src')}:v1`,
+      enc,
+    ])
+    expect(run.stderr).not.toContain('coffer:')
+    expect(run.code).toBe(0)
+    const info = await coffer(['inspect', enc])
+    expect(info.stdout).toContain(`encrypted for provider.attestation-agent: ${uri} (KBS)`)
+    const out = join(work, 'kbs-dec')
+    const dec = await coffer([
+      'decrypt',
+      '--decryption-key',
+      uri,
+      '--kek',
+      join(work, 'kek.key'),
+      enc,
+      `oci:${out}:v1`,
+    ])
+    expect(dec.code).toBe(0)
+    const noKek = await coffer([
+      'encrypt',
+      '--encryption-key',
+      uri,
+      `oci:${join(work, 'src')}:v1`,
+      `oci:${join(work, 'kbs-nokek')}:v1`,
+    ])
+    expect(noKek.code).toBe(2)
+    expect(noKek.stderr).toContain('--kek')
+    const badUri = await coffer([
+      'encrypt',
+      '--encryption-key',
+      'kbs:///only/two',
+      '--kek',
+      join(work, 'kek.key'),
+      `oci:${join(work, 'src')}:v1`,
+      `oci:${join(work, 'kbs-bad')}:v1`,
+    ])
+    expect(badUri.stderr).toContain('ERR_KBS_RESOURCE_URI_INVALID')
+  })
+})
