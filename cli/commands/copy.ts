@@ -98,6 +98,19 @@ async function layerTransformFrom(
     throw new CofferError('ERR_USAGE', 'coffer decrypt needs at least one --decryption-key')
   const { allKeyWrappers } = await import('../../plugins/index.js')
   const wrappers = await allKeyWrappers()
+  // A provider named on the command line but absent from the config file would silently wrap for
+  // nobody (or not decrypt at all): say which one is missing and where providers are configured.
+  const named = [...encryptionKeys, ...decryptionKeys]
+    .filter((k) => k.startsWith('provider:'))
+    .map((k) => k.split(':')[1] ?? '')
+  for (const name of named) {
+    if (!wrappers.some((w) => w.name === `provider.${name}`)) {
+      throw new CofferError(
+        'ERR_CRYPT_RECIPIENT_INVALID',
+        `key provider "${name}" is not configured: add it to the file named by OCICRYPT_KEYPROVIDER_CONFIG`,
+      )
+    }
+  }
   if (encryptionKeys.length) {
     const { encryptionStep } = await import('../../lib/crypt/encrypt-step.js')
     return encryptionStep({

@@ -457,7 +457,7 @@ describe('refusals', () => {
     expect((await coffer(['copy', '--encrypt-layer', '0', src(), `oci:${join(work, 'y')}:v1`])).code).toBe(2)
     expect((await coffer(['encrypt', src(), `oci:${join(work, 'z')}:v1`])).code).toBe(2)
     expect(
-      (await coffer(['encrypt', '--encryption-key', 'provider:someone', src(), `oci:${join(work, 'z')}:v1`]))
+      (await coffer(['encrypt', '--encryption-key', 'pkcs11:someone', src(), `oci:${join(work, 'z')}:v1`]))
         .stderr,
     ).toContain('ERR_CRYPT_UNSUPPORTED')
     expect(
