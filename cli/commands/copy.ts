@@ -5,7 +5,6 @@ import { parsePlatform } from '../../lib/oci/platform.js'
 import { MAX_CHUNK_SIZE, MIN_CHUNK_SIZE } from '../../lib/oci/registry/blob-upload.js'
 import type { LayerTransform } from '../../lib/oci/layer-transform.js'
 import { CofferError } from '../../lib/util/errors.js'
-import { decryptConfigFrom, encryptConfigFrom, layerIndexesFrom } from '../crypt-flags.js'
 import { intFlag, registryAccess, sizeFlag } from '../flags.js'
 import { copyProgress, humanBytes } from '../progress.js'
 import type { CommandContext } from '../run.js'
@@ -85,7 +84,12 @@ async function layerTransformFrom(
 ): Promise<LayerTransform | undefined> {
   const encryptionKeys = (opts.encryptionKey as string[] | undefined) ?? []
   const decryptionKeys = (opts.decryptionKey as string[] | undefined) ?? []
-  const layers = layerIndexesFrom((opts.encryptLayer as string[] | undefined) ?? [])
+  const encryptLayers = (opts.encryptLayer as string[] | undefined) ?? []
+  // A plain copy loads no crypto at all (jose, openpgp, ASN.1, gRPC): start-up and RSS stay small.
+  if (mode === 'copy' && !encryptionKeys.length && !decryptionKeys.length && !encryptLayers.length)
+    return undefined
+  const { decryptConfigFrom, encryptConfigFrom, layerIndexesFrom } = await import('../crypt-flags.js')
+  const layers = layerIndexesFrom(encryptLayers)
   const kek = opts.kek !== undefined ? { kek: opts.kek as string } : {}
   if (encryptionKeys.length && decryptionKeys.length) {
     throw new CofferError('ERR_USAGE', '--encryption-key and --decryption-key cannot be used together')

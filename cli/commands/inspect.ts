@@ -8,6 +8,7 @@ import { CofferError } from '../../lib/util/errors.js'
 import { MAX_CONFIG_BYTES } from '../../lib/util/limits.js'
 import { describeLayerEncryption, type LayerEncryption } from '../../lib/crypt/describe.js'
 import type { KeyWrapper } from '../../lib/crypt/keywrap.js'
+import { isEncryptedMediaType } from '../../lib/crypt/media-types.js'
 import { registryAccess } from '../flags.js'
 import { humanBytes } from '../progress.js'
 import type { CommandContext } from '../run.js'
@@ -47,8 +48,11 @@ export async function inspectCommand(
       )
       return
     }
-    const { keyWrappers } = await import('../../plugins/index.js')
-    const info = describe(keyWrappers(), src, top, manifestDoc, configBytes, platform)
+    // Key wrappers (jose, openpgp, ASN.1) load only when there is an encrypted layer to describe.
+    const wrappers = manifest.layers.some((l) => isEncryptedMediaType(l.mediaType))
+      ? (await import('../../plugins/index.js')).keyWrappers()
+      : []
+    const info = describe(wrappers, src, top, manifestDoc, configBytes, platform)
     if (ctx.json) {
       ctx.emit(info)
       return

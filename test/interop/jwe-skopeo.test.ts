@@ -18,16 +18,20 @@ import { parsePublicKey } from '../../lib/crypt/keys.js'
 import { createJweKeyWrapper, JWE_ANNOTATION } from '../../plugins/keywrap/jwe/index.js'
 import { makeSampleLayout, skopeo, type SampleImage } from '../helpers/skopeo.js'
 import { expectDecryptFailed } from '../suites/keywrap.js'
+import {
+  annotationElements,
+  expectPrivateOptions,
+  manifestOf,
+  readJson,
+  type Json,
+  type Manifest,
+} from '../helpers/encrypted-layout.js'
 
 const execFileP = promisify(execFile)
-const REF_NAME = 'org.opencontainers.image.ref.name'
 const PASSWORD = 'interop pw'
 
-interface Manifest {
-  layers: { mediaType: string; digest: string; size: number; annotations?: Record<string, string> }[]
-  [member: string]: unknown
-}
-type Json = Record<string, unknown>
+/** This scheme's wrapped-key elements, per layer. */
+const jweElements = (m: Manifest): Buffer[][] => annotationElements(m, JWE_ANNOTATION)
 
 let work: string
 let sample: SampleImage
@@ -36,29 +40,6 @@ const w = createJweKeyWrapper()
 
 async function openssl(args: string[]): Promise<void> {
   await execFileP('openssl', args, { cwd: work })
-}
-
-async function readJson<T>(path: string): Promise<T> {
-  return JSON.parse(await readFile(path, 'utf8')) as T
-}
-
-/** The manifest tagged `tag` in an OCI layout, and its index.json entry. */
-async function manifestOf(layout: string, tag = 'v1'): Promise<Manifest> {
-  const index = await readJson<{ manifests: { digest: string; annotations?: Record<string, string> }[] }>(
-    join(layout, 'index.json'),
-  )
-  const entry = index.manifests.find((m) => m.annotations?.[REF_NAME] === tag)
-  if (!entry) throw new Error(`${layout} has no ${tag}`)
-  return readJson<Manifest>(join(layout, 'blobs', 'sha256', entry.digest.slice('sha256:'.length)))
-}
-
-/** Each layer's jwe annotation elements, base64-decoded (spec §1.2). */
-function jweElements(m: Manifest): Buffer[][] {
-  return m.layers.map((l) => {
-    const value = l.annotations?.[JWE_ANNOTATION]
-    if (value === undefined) throw new Error(`layer ${l.digest} has no ${JWE_ANNOTATION}`)
-    return value.split(',').map((e) => Buffer.from(e, 'base64'))
-  })
 }
 
 const pubkeys = (...names: string[]): Promise<EncryptConfig> =>
@@ -74,16 +55,6 @@ async function privkeys(...entries: (string | [string, string])[]): Promise<Decr
 const headerOf = (b64u: unknown): Json =>
   JSON.parse(Buffer.from(b64u as string, 'base64url').toString()) as Json
 const sortedKeys = (o: unknown): string[] => Object.keys(o as Json).sort()
-
-/** What ocicrypt wraps (spec §1.4), checked against the layer it belongs to. */
-function expectPrivateOptions(plain: Uint8Array, layerDigest: string): void {
-  const opts = JSON.parse(Buffer.from(plain).toString()) as Json
-  expect(Object.keys(opts)).toEqual(['symkey', 'digest', 'cipheroptions'])
-  expect(Buffer.from(opts.symkey as string, 'base64')).toHaveLength(32)
-  expect(opts.digest).toBe(layerDigest)
-  expect(Object.keys(opts.cipheroptions as Json)).toEqual(['nonce'])
-  expect(Buffer.from((opts.cipheroptions as Json).nonce as string, 'base64')).toHaveLength(16)
-}
 
 /** skopeo-encrypted images, by recipient set; made once in beforeAll. */
 const ENCRYPTED = {
@@ -140,7 +111,7 @@ afterAll(async () => {
 describe('skopeo encrypts, coffer unwraps', () => {
   it('one RSA recipient: flattened JSON with {alg: RSA-OAEP, enc: A256GCM} protected', async () => {
     const m = await manifestOf(file('enc-rsa'))
-    for (const [i, elements] of jweElements(m).entries()) {
+    for (const [i, elements] of annotationElements(m, JWE_ANNOTATION).entries()) {
       expect(m.layers[i]!.mediaType).toMatch(/\+encrypted$/)
       expect(elements).toHaveLength(1)
       const jwe = JSON.parse(elements[0]!.toString()) as Json
@@ -156,7 +127,7 @@ describe('skopeo encrypts, coffer unwraps', () => {
 
   it('one EC P-256 recipient: ECDH-ES+A256KW, epk {kty, crv, x, y} in the protected header', async () => {
     const m = await manifestOf(file('enc-ec'))
-    for (const [i, [element]] of jweElements(m).entries()) {
+    for (const [i, [element]] of annotationElements(m, JWE_ANNOTATION).entries()) {
       const jwe = JSON.parse(element!.toString()) as Json
       const header = headerOf(jwe.protected)
       expect(sortedKeys(header)).toEqual(['alg', 'enc', 'epk'])
@@ -176,7 +147,7 @@ describe('skopeo encrypts, coffer unwraps', () => {
 
   it("two recipients: general JSON with go-jose's extra top-level encrypted_key; either key unwraps", async () => {
     const m = await manifestOf(file('enc-both'))
-    for (const [i, elements] of jweElements(m).entries()) {
+    for (const [i, elements] of annotationElements(m, JWE_ANNOTATION).entries()) {
       // One JWE for all recipients, not one annotation element each (spec §1.2).
       expect(elements).toHaveLength(1)
       const jwe = JSON.parse(elements[0]!.toString()) as Json & { recipients: Json[] }
@@ -236,7 +207,7 @@ describe('coffer wraps, skopeo unwraps', () => {
     await cp(from, dir, { recursive: true })
     const m = await manifestOf(from)
     const ours: Json[] = []
-    for (const [i, [theirs]] of jweElements(m).entries()) {
+    for (const [i, [theirs]] of annotationElements(m, JWE_ANNOTATION).entries()) {
       const options = await w.unwrapKey(keysOffered, theirs!)
       const wrapped = await w.wrapKeys(recipients, options)
       ours.push(JSON.parse(Buffer.from(wrapped).toString()) as Json)

@@ -30,20 +30,24 @@ import {
 } from '../../plugins/keywrap/pgp/index.js'
 import { makeSampleLayout, skopeo, type SampleImage } from '../helpers/skopeo.js'
 import { expectDecryptFailed } from '../suites/keywrap.js'
+import {
+  annotationElements,
+  expectPrivateOptions,
+  manifestOf,
+  readJson,
+  type Json,
+  type Manifest,
+} from '../helpers/encrypted-layout.js'
 
 const execFileP = promisify(execFile)
-const REF_NAME = 'org.opencontainers.image.ref.name'
 const PASSWORD = 'interop pw'
 const ALICE = 'alice@example.com'
 const BOB = 'bob@example.com'
 /** Bob's key is passphrase-protected; Alice's is not (skopeo 1.9.3 cannot pass a password). */
 const LOCKED = 'locked@example.com'
 
-interface Manifest {
-  layers: { mediaType: string; digest: string; size: number; annotations?: Record<string, string> }[]
-  [member: string]: unknown
-}
-type Json = Record<string, unknown>
+/** This scheme's wrapped-key elements, per layer. */
+const pgpElements = (m: Manifest): Buffer[][] => annotationElements(m, PGP_ANNOTATION)
 
 let work: string
 let gnupgHome: string
@@ -71,44 +75,12 @@ async function makeGpgKey(name: string, email: string, passphrase = ''): Promise
   await gpg([...pw, '--quick-add-key', fpr, 'rsa3072', 'encr', 'never'])
 }
 
-async function readJson<T>(path: string): Promise<T> {
-  return JSON.parse(await readFile(path, 'utf8')) as T
-}
-
-/** The manifest tagged `tag` in an OCI layout. */
-async function manifestOf(layout: string, tag = 'v1'): Promise<Manifest> {
-  const index = await readJson<{ manifests: { digest: string; annotations?: Record<string, string> }[] }>(
-    join(layout, 'index.json'),
-  )
-  const entry = index.manifests.find((m) => m.annotations?.[REF_NAME] === tag)
-  if (!entry) throw new Error(`${layout} has no ${tag}`)
-  return readJson<Manifest>(join(layout, 'blobs', 'sha256', entry.digest.slice('sha256:'.length)))
-}
-
-/** Each layer's pgp annotation elements, base64-decoded (spec §1.2). */
-function pgpElements(m: Manifest): Buffer[][] {
-  return m.layers.map((l) => {
-    const value = l.annotations?.[PGP_ANNOTATION]
-    if (value === undefined) throw new Error(`layer ${l.digest} has no ${PGP_ANNOTATION}`)
-    return value.split(',').map((e) => Buffer.from(e, 'base64'))
-  })
-}
-
 async function secretKeys(...entries: (string | [string, string])[]): Promise<DecryptConfig> {
   const pairs = entries.map((e) => (typeof e === 'string' ? [e, ''] : e))
   return {
     [DC_GPG_PRIVATEKEYS]: await Promise.all(pairs.map(([n]) => readFile(file(n!)))),
     [DC_GPG_PRIVATEKEYS_PASSWORDS]: pairs.map(([, pw]) => Buffer.from(pw!)),
   }
-}
-
-/** What ocicrypt wraps (spec §1.4), checked against the layer it belongs to. */
-function expectPrivateOptions(plain: Uint8Array, layerDigest: string): void {
-  const opts = JSON.parse(Buffer.from(plain).toString()) as Json
-  expect(Object.keys(opts)).toEqual(['symkey', 'digest', 'cipheroptions'])
-  expect(Buffer.from(opts.symkey as string, 'base64')).toHaveLength(32)
-  expect(opts.digest).toBe(layerDigest)
-  expect(Object.keys(opts.cipheroptions as Json)).toEqual(['nonce'])
 }
 
 /** Top-level packet tags and their version octets (new- or old-format headers, definite lengths). */
@@ -209,7 +181,7 @@ afterAll(async () => {
 describe('skopeo encrypts, coffer unwraps', () => {
   it('one recipient: a binary message, PKESK v3 then SEIPD v1 holding uncompressed literal data', async () => {
     const m = await manifestOf(file('enc-alice'))
-    for (const [i, elements] of pgpElements(m).entries()) {
+    for (const [i, elements] of annotationElements(m, PGP_ANNOTATION).entries()) {
       expect(m.layers[i]!.mediaType).toMatch(/\+encrypted$/)
       expect(elements).toHaveLength(1)
       const [msg] = elements
@@ -232,7 +204,7 @@ describe('skopeo encrypts, coffer unwraps', () => {
 
   it('two recipients: one message with a PKESK each; either secret key unwraps', async () => {
     const m = await manifestOf(file('enc-both'))
-    for (const [i, elements] of pgpElements(m).entries()) {
+    for (const [i, elements] of annotationElements(m, PGP_ANNOTATION).entries()) {
       expect(elements).toHaveLength(1)
       expect(topLevelPackets(elements[0]!).map((p) => p.tag)).toEqual([
         enums.packet.publicKeyEncryptedSessionKey,
@@ -286,7 +258,7 @@ describe('coffer wraps, skopeo unwraps', () => {
     const dir = file(`ours-from-${c}-${label}`)
     await cp(from, dir, { recursive: true })
     const m = await manifestOf(from)
-    for (const [i, [theirs]] of pgpElements(m).entries()) {
+    for (const [i, [theirs]] of annotationElements(m, PGP_ANNOTATION).entries()) {
       const options = await w.unwrapKey(keysOffered, theirs!)
       const wrapped = await w.wrapKeys(recipients, options)
       m.layers[i]!.annotations![PGP_ANNOTATION] = Buffer.from(wrapped).toString('base64')

@@ -22,15 +22,19 @@ import { openLayoutSource } from '../../lib/oci/layout/layout-source.js'
 import { createPkcs7KeyWrapper, PKCS7_ANNOTATION } from '../../plugins/keywrap/pkcs7/index.js'
 import { makeSampleLayout, skopeo, type SampleImage } from '../helpers/skopeo.js'
 import { expectDecryptFailed } from '../suites/keywrap.js'
+import {
+  annotationElements,
+  expectPrivateOptions,
+  manifestOf,
+  readJson,
+  type Json,
+  type Manifest,
+} from '../helpers/encrypted-layout.js'
 
 const execFileP = promisify(execFile)
-const REF_NAME = 'org.opencontainers.image.ref.name'
 
-interface Manifest {
-  layers: { mediaType: string; digest: string; size: number; annotations?: Record<string, string> }[]
-  [member: string]: unknown
-}
-type Json = Record<string, unknown>
+/** This scheme's wrapped-key elements, per layer. */
+const pkcs7Elements = (m: Manifest): Buffer[][] => annotationElements(m, PKCS7_ANNOTATION)
 
 let work: string
 let sample: SampleImage
@@ -39,29 +43,6 @@ const w = createPkcs7KeyWrapper()
 
 async function openssl(args: string[]): Promise<string> {
   return (await execFileP('openssl', args, { cwd: work })).stdout
-}
-
-async function readJson<T>(path: string): Promise<T> {
-  return JSON.parse(await readFile(path, 'utf8')) as T
-}
-
-/** The manifest tagged `tag` in an OCI layout. */
-async function manifestOf(layout: string, tag = 'v1'): Promise<Manifest> {
-  const index = await readJson<{ manifests: { digest: string; annotations?: Record<string, string> }[] }>(
-    join(layout, 'index.json'),
-  )
-  const entry = index.manifests.find((m) => m.annotations?.[REF_NAME] === tag)
-  if (!entry) throw new Error(`${layout} has no ${tag}`)
-  return readJson<Manifest>(join(layout, 'blobs', 'sha256', entry.digest.slice('sha256:'.length)))
-}
-
-/** Each layer's pkcs7 annotation elements, base64-decoded (spec §1.2). */
-function pkcs7Elements(m: Manifest): Buffer[][] {
-  return m.layers.map((l) => {
-    const value = l.annotations?.[PKCS7_ANNOTATION]
-    if (value === undefined) throw new Error(`layer ${l.digest} has no ${PKCS7_ANNOTATION}`)
-    return value.split(',').map((e) => Buffer.from(e, 'base64'))
-  })
 }
 
 const certs = (...names: string[]): Promise<EncryptConfig> =>
@@ -73,15 +54,6 @@ async function keysAndCerts(...pairs: [key: string, cert: string][]): Promise<De
     privkeysPasswords: pairs.map(() => Buffer.alloc(0)),
     x509s: await Promise.all(pairs.map(([, c]) => readFile(file(c)))),
   }
-}
-
-/** What ocicrypt wraps (spec §1.4), checked against the layer it belongs to. */
-function expectPrivateOptions(plain: Uint8Array, layerDigest: string): void {
-  const opts = JSON.parse(Buffer.from(plain).toString()) as Json
-  expect(Object.keys(opts)).toEqual(['symkey', 'digest', 'cipheroptions'])
-  expect(Buffer.from(opts.symkey as string, 'base64')).toHaveLength(32)
-  expect(opts.digest).toBe(layerDigest)
-  expect(Object.keys(opts.cipheroptions as Json)).toEqual(['nonce'])
 }
 
 /**
@@ -150,7 +122,7 @@ afterAll(async () => {
 describe('skopeo encrypts, coffer unwraps', () => {
   it('one recipient: EnvelopedData v0, rsaEncryption, aes-128-gcm with Go-shaped parameters, ciphertext||tag', async () => {
     const m = await manifestOf(file('enc-a'))
-    for (const [i, elements] of pkcs7Elements(m).entries()) {
+    for (const [i, elements] of annotationElements(m, PKCS7_ANNOTATION).entries()) {
       expect(m.layers[i]!.mediaType).toMatch(/\+encrypted$/)
       expect(elements).toHaveLength(1)
       const der = elements[0]!
@@ -190,7 +162,7 @@ describe('skopeo encrypts, coffer unwraps', () => {
 
   it('two recipients: one EnvelopedData, RecipientInfos DER-sorted, either key unwraps', async () => {
     const m = await manifestOf(file('enc-both'))
-    for (const [i, elements] of pkcs7Elements(m).entries()) {
+    for (const [i, elements] of annotationElements(m, PKCS7_ANNOTATION).entries()) {
       expect(elements).toHaveLength(1)
       for (const n of ['a', 'b']) {
         expectPrivateOptions(
@@ -240,7 +212,7 @@ describe('coffer wraps, skopeo unwraps', () => {
     await cp(from, dir, { recursive: true })
     const m = await manifestOf(from)
     const ours: Buffer[] = []
-    for (const [i, [theirs]] of pkcs7Elements(m).entries()) {
+    for (const [i, [theirs]] of annotationElements(m, PKCS7_ANNOTATION).entries()) {
       const options = await w.unwrapKey(await keysAndCerts(['a.key', 'a.crt']), theirs!)
       const wrapped = Buffer.from(await w.wrapKeys(recipients, options))
       ours.push(wrapped)
