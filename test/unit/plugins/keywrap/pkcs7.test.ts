@@ -30,14 +30,16 @@ interface Identity {
 }
 
 /** Certificates made once per file by `openssl req -x509`, as users make them (spec §1.7). */
-let dir: string | undefined
+// The promise, not the path, is memoized: concurrent first calls must share one directory.
+let dir: Promise<string> | undefined
+const workDir = (): Promise<string> => (dir ??= mkdtemp(join(tmpdir(), 'coffer-pkcs7-unit-')))
 const made = new Map<string, Promise<Identity>>()
 function identity(name: string, newkey: string[] = ['-newkey', 'rsa:2048']): Promise<Identity> {
   let p = made.get(name)
   if (!p) {
     p = (async () => {
-      dir ??= await mkdtemp(join(tmpdir(), 'coffer-pkcs7-unit-'))
-      const [key, cert] = [join(dir, `${name}.key`), join(dir, `${name}.crt`)]
+      const d = await workDir()
+      const [key, cert] = [join(d, `${name}.key`), join(d, `${name}.crt`)]
       await execFileP(
         'openssl',
         ['req', '-x509', ...newkey, '-nodes', '-subj', `/CN=${name}`, '-days', '2'].concat([
@@ -54,7 +56,7 @@ function identity(name: string, newkey: string[] = ['-newkey', 'rsa:2048']): Pro
   return p
 }
 afterAll(async () => {
-  if (dir) await rm(dir, { recursive: true, force: true })
+  if (dir) await rm(await dir, { recursive: true, force: true })
 })
 
 const ec = (...ids: Identity[]): EncryptConfig => ({ x509s: ids.map((i) => i.cert) })
