@@ -15,19 +15,39 @@ describe('coffer CLI', () => {
     expect(run.stdout.trim()).toMatch(/^\d+\.\d+\.\d+/)
   })
 
-  it('start-up loads no command code: the entry point imports commands only when they run', async () => {
-    // Follow the static imports from dist/cli/main.js; dynamic import() is how commands load.
+  /** Our modules reachable from `file` through static imports (dynamic import() is how code loads lazily). */
+  async function staticImports(file: string): Promise<string[]> {
     const seen = new Set<string>()
-    const visit = async (file: string): Promise<void> => {
-      if (seen.has(file)) return
-      seen.add(file)
-      const text = await readFile(file, 'utf8')
+    const visit = async (f: string): Promise<void> => {
+      if (seen.has(f)) return
+      seen.add(f)
+      const text = await readFile(f, 'utf8')
       for (const m of text.matchAll(/^import\s[^'"]*['"](\.[^'"]+)['"]/gm))
-        await visit(join(dirname(file), m[1]!))
+        await visit(join(dirname(f), m[1]!))
     }
-    await visit(COFFER_BIN)
-    const ours = [...seen].map((f) => f.slice(f.indexOf('/dist/') + 6)).sort()
-    expect(ours).toEqual(['cli/bool-flags.js', 'cli/main.js', 'cli/run.js', 'lib/util/errors.js'])
+    await visit(file)
+    return [...seen].map((f) => f.slice(f.indexOf('/dist/') + 6)).sort()
+  }
+
+  it('start-up loads no command code: the entry point imports commands only when they run', async () => {
+    expect(await staticImports(COFFER_BIN)).toEqual([
+      'cli/bool-flags.js',
+      'cli/main.js',
+      'cli/run.js',
+      'lib/util/errors.js',
+    ])
+  })
+
+  it('a plain copy or inspect loads no crypto: wrappers, keys and key providers load only for crypto flags', async () => {
+    for (const command of ['copy', 'inspect']) {
+      const reached = await staticImports(join(dirname(COFFER_BIN), 'commands', `${command}.js`))
+      // Light modules (types, constants, media types) are fine; wrappers, keys and providers are not.
+      const light = new Set(['lib/crypt/media-types.js', 'lib/crypt/describe.js', 'lib/crypt/keywrap.js'])
+      const heavy = reached.filter(
+        (f) => f.startsWith('plugins/') || (f.startsWith('lib/crypt/') && !light.has(f)),
+      )
+      expect(heavy).toEqual([])
+    }
   })
 
   it.each(['copy', 'inspect', 'gc', 'demo'])('%s --help explains the command', async (cmd) => {
