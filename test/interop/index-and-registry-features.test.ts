@@ -250,6 +250,25 @@ describe('registry features', () => {
     }
   })
 
+  it('coffer list-tags prints every tag (plain and --json), and names a missing repository', async () => {
+    for (const tag of ['a', 'b'])
+      expect(
+        (await coffer(['copy', `oci:${join(work, 'src')}:amd64`, `docker://${reg.host}/m/tags:${tag}`])).code,
+      ).toBe(0)
+    const plain = await coffer(['list-tags', `docker://${reg.host}/m/tags`])
+    expect(plain.code).toBe(0)
+    expect(plain.stdout.trim().split('\n').sort()).toEqual(['a', 'b'])
+    const json = await coffer(['list-tags', '--json', `docker://${reg.host}/m/tags`])
+    // distribution 2.8 lists tags in storage order, not the spec's lexical order; coffer passes it on, as skopeo does.
+    const listed = json.json()[0] as { repository: string; tags: string[] }
+    expect(listed.repository).toBe(`${reg.host}/m/tags`)
+    expect([...listed.tags].sort()).toEqual(['a', 'b'])
+    const missing = await coffer(['list-tags', `docker://${reg.host}/m/none`])
+    expect(missing.code).toBe(3)
+    expect(missing.stderr).toContain(`${reg.host}/m/none`)
+    expect((await coffer(['list-tags', `oci:${join(work, 'src')}`])).code).toBe(2)
+  })
+
   it('pulls through a registries.conf mirror first, and falls back to the origin', async () => {
     const mirror = await startRegistry()
     try {
