@@ -11,6 +11,7 @@ import { promisify } from 'node:util'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { digestOf } from '../../lib/oci/digest.js'
 import { coffer } from '../helpers/coffer.js'
+import { editedLayoutCopy, type Manifest as LayoutManifest } from '../helpers/encrypted-layout.js'
 import { startRegistry, type TestRegistry } from '../helpers/registry.js'
 import { makeSampleLayout, skopeo, type SampleImage } from '../helpers/skopeo.js'
 
@@ -361,28 +362,13 @@ describe('refusals', () => {
   async function tamperedCopy(
     name: string,
     change: (
-      m: Manifest,
+      m: LayoutManifest,
       blob: (d: string) => Promise<Buffer>,
       put: (b: Buffer) => Promise<string>,
     ) => Promise<void>,
   ): Promise<string> {
     const dir = join(work, name)
-    await sh('cp', ['-r', join(work, 'enc-rsa'), dir])
-    const blobPath = (d: string) => join(dir, 'blobs', 'sha256', d.slice(7))
-    const put = async (b: Buffer): Promise<string> => {
-      const d = digestOf(b)
-      await writeFile(blobPath(d), b)
-      return d
-    }
-    const index = JSON.parse(await readFile(join(dir, 'index.json'), 'utf8')) as {
-      manifests: { digest: string; size: number }[]
-    }
-    const m = JSON.parse(await readFile(blobPath(index.manifests[0]!.digest), 'utf8')) as Manifest
-    await change(m, (d) => readFile(blobPath(d)), put)
-    const mBytes = Buffer.from(JSON.stringify(m))
-    index.manifests[0]!.digest = await put(mBytes)
-    index.manifests[0]!.size = mBytes.length
-    await writeFile(join(dir, 'index.json'), JSON.stringify(index))
+    await editedLayoutCopy(join(work, 'enc-rsa'), dir, (m, blobs) => change(m, blobs.read, blobs.put))
     return `oci:${dir}:v1`
   }
 

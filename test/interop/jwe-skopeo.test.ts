@@ -6,8 +6,8 @@
  * shape skopeo writes (spec §1.6).
  */
 import { execFile } from 'node:child_process'
-import { createHash, createPrivateKey } from 'node:crypto'
-import { cp, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises'
+import { createPrivateKey } from 'node:crypto'
+import { mkdtemp, readFile, rm } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { promisify } from 'node:util'
@@ -22,9 +22,10 @@ import {
   annotationElements,
   expectPrivateOptions,
   manifestOf,
-  readJson,
   type Json,
   type Manifest,
+  editedLayoutCopy,
+  expectDecryptedTo,
 } from '../helpers/encrypted-layout.js'
 
 const execFileP = promisify(execFile)
@@ -202,24 +203,16 @@ describe('coffer wraps, skopeo unwraps', () => {
     recipients: EncryptConfig,
     keysOffered: DecryptConfig,
   ): Promise<{ dir: string; ours: Json[] }> {
-    const from = file(`enc-${c}`)
     const dir = file(`ours-from-${c}-${(recipients.pubkeys ?? []).length}`)
-    await cp(from, dir, { recursive: true })
-    const m = await manifestOf(from)
     const ours: Json[] = []
-    for (const [i, [theirs]] of annotationElements(m, JWE_ANNOTATION).entries()) {
-      const options = await w.unwrapKey(keysOffered, theirs!)
-      const wrapped = await w.wrapKeys(recipients, options)
-      ours.push(JSON.parse(Buffer.from(wrapped).toString()) as Json)
-      m.layers[i]!.annotations![JWE_ANNOTATION] = Buffer.from(wrapped).toString('base64')
-    }
-    const body = Buffer.from(JSON.stringify(m))
-    const hex = createHash('sha256').update(body).digest('hex')
-    await writeFile(join(dir, 'blobs', 'sha256', hex), body)
-    const indexPath = join(dir, 'index.json')
-    const index = await readJson<{ manifests: Json[] }>(indexPath)
-    index.manifests = index.manifests.map((e) => ({ ...e, digest: `sha256:${hex}`, size: body.length }))
-    await writeFile(indexPath, JSON.stringify(index))
+    await editedLayoutCopy(file(`enc-${c}`), dir, async (m) => {
+      for (const [i, [theirs]] of annotationElements(m, JWE_ANNOTATION).entries()) {
+        const options = await w.unwrapKey(keysOffered, theirs!)
+        const wrapped = await w.wrapKeys(recipients, options)
+        ours.push(JSON.parse(Buffer.from(wrapped).toString()) as Json)
+        m.layers[i]!.annotations![JWE_ANNOTATION] = Buffer.from(wrapped).toString('base64')
+      }
+    })
     return { dir, ours }
   }
 
@@ -227,13 +220,7 @@ describe('coffer wraps, skopeo unwraps', () => {
   async function skopeoDecrypts(dir: string, key: string): Promise<void> {
     const out = `${dir}-dec-${key}`
     await skopeo(['copy', '--decryption-key', file(key), `oci:${dir}:v1`, `oci:${out}:v1`])
-    const m = await manifestOf(out)
-    expect(m.layers.map((l) => [l.mediaType, l.digest])).toEqual(
-      sample.layers.map((l) => [l.mediaType, l.digest]),
-    )
-    expect(m.layers.every((l) => l.annotations === undefined || !(JWE_ANNOTATION in l.annotations))).toBe(
-      true,
-    )
+    await expectDecryptedTo(out, sample.layers, JWE_ANNOTATION)
   }
 
   it('one RSA recipient (an image skopeo encrypted for the EC key)', async () => {

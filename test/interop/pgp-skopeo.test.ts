@@ -10,8 +10,7 @@
  * ECC keys are covered by the conformance suite in test/unit/plugins/keywrap/pgp.test.ts.
  */
 import { execFile } from 'node:child_process'
-import { createHash } from 'node:crypto'
-import { chmod, cp, mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises'
+import { chmod, mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { promisify } from 'node:util'
@@ -34,9 +33,9 @@ import {
   annotationElements,
   expectPrivateOptions,
   manifestOf,
-  readJson,
-  type Json,
   type Manifest,
+  editedLayoutCopy,
+  expectDecryptedTo,
 } from '../helpers/encrypted-layout.js'
 
 const execFileP = promisify(execFile)
@@ -254,22 +253,14 @@ describe('coffer wraps, skopeo unwraps', () => {
     recipients: EncryptConfig,
     keysOffered: DecryptConfig,
   ): Promise<string> {
-    const from = file(`enc-${c}`)
     const dir = file(`ours-from-${c}-${label}`)
-    await cp(from, dir, { recursive: true })
-    const m = await manifestOf(from)
-    for (const [i, [theirs]] of annotationElements(m, PGP_ANNOTATION).entries()) {
-      const options = await w.unwrapKey(keysOffered, theirs!)
-      const wrapped = await w.wrapKeys(recipients, options)
-      m.layers[i]!.annotations![PGP_ANNOTATION] = Buffer.from(wrapped).toString('base64')
-    }
-    const body = Buffer.from(JSON.stringify(m))
-    const hex = createHash('sha256').update(body).digest('hex')
-    await writeFile(join(dir, 'blobs', 'sha256', hex), body)
-    const indexPath = join(dir, 'index.json')
-    const index = await readJson<{ manifests: Json[] }>(indexPath)
-    index.manifests = index.manifests.map((e) => ({ ...e, digest: `sha256:${hex}`, size: body.length }))
-    await writeFile(indexPath, JSON.stringify(index))
+    await editedLayoutCopy(file(`enc-${c}`), dir, async (m) => {
+      for (const [i, [theirs]] of annotationElements(m, PGP_ANNOTATION).entries()) {
+        const options = await w.unwrapKey(keysOffered, theirs!)
+        const wrapped = await w.wrapKeys(recipients, options)
+        m.layers[i]!.annotations![PGP_ANNOTATION] = Buffer.from(wrapped).toString('base64')
+      }
+    })
     return dir
   }
 
@@ -277,13 +268,7 @@ describe('coffer wraps, skopeo unwraps', () => {
   async function skopeoDecrypts(dir: string, key: string): Promise<void> {
     const out = `${dir}-dec-${key}`
     await skopeo(['copy', '--decryption-key', file(key), `oci:${dir}:v1`, `oci:${out}:v1`])
-    const m = await manifestOf(out)
-    expect(m.layers.map((l) => [l.mediaType, l.digest])).toEqual(
-      sample.layers.map((l) => [l.mediaType, l.digest]),
-    )
-    expect(m.layers.every((l) => l.annotations === undefined || !(PGP_ANNOTATION in l.annotations))).toBe(
-      true,
-    )
+    await expectDecryptedTo(out, sample.layers, PGP_ANNOTATION)
   }
 
   it('one recipient from an armored public key file (an image skopeo encrypted for another key)', async () => {

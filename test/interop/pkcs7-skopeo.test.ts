@@ -7,8 +7,7 @@
  * parameters (plugins/keywrap/pkcs7/cms.ts).
  */
 import { execFile } from 'node:child_process'
-import { createHash } from 'node:crypto'
-import { cp, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises'
+import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { promisify } from 'node:util'
@@ -26,9 +25,9 @@ import {
   annotationElements,
   expectPrivateOptions,
   manifestOf,
-  readJson,
-  type Json,
   type Manifest,
+  editedLayoutCopy,
+  expectDecryptedTo,
 } from '../helpers/encrypted-layout.js'
 
 const execFileP = promisify(execFile)
@@ -207,24 +206,16 @@ describe('coffer wraps, skopeo unwraps', () => {
     recipients: EncryptConfig,
     label: string,
   ): Promise<{ dir: string; ours: Buffer[] }> {
-    const from = file(`enc-${c}`)
     const dir = file(`ours-${label}`)
-    await cp(from, dir, { recursive: true })
-    const m = await manifestOf(from)
     const ours: Buffer[] = []
-    for (const [i, [theirs]] of annotationElements(m, PKCS7_ANNOTATION).entries()) {
-      const options = await w.unwrapKey(await keysAndCerts(['a.key', 'a.crt']), theirs!)
-      const wrapped = Buffer.from(await w.wrapKeys(recipients, options))
-      ours.push(wrapped)
-      m.layers[i]!.annotations![PKCS7_ANNOTATION] = wrapped.toString('base64')
-    }
-    const body = Buffer.from(JSON.stringify(m))
-    const hex = createHash('sha256').update(body).digest('hex')
-    await writeFile(join(dir, 'blobs', 'sha256', hex), body)
-    const indexPath = join(dir, 'index.json')
-    const index = await readJson<{ manifests: Json[] }>(indexPath)
-    index.manifests = index.manifests.map((e) => ({ ...e, digest: `sha256:${hex}`, size: body.length }))
-    await writeFile(indexPath, JSON.stringify(index))
+    await editedLayoutCopy(file(`enc-${c}`), dir, async (m) => {
+      for (const [i, [theirs]] of annotationElements(m, PKCS7_ANNOTATION).entries()) {
+        const options = await w.unwrapKey(await keysAndCerts(['a.key', 'a.crt']), theirs!)
+        const wrapped = Buffer.from(await w.wrapKeys(recipients, options))
+        ours.push(wrapped)
+        m.layers[i]!.annotations![PKCS7_ANNOTATION] = wrapped.toString('base64')
+      }
+    })
     return { dir, ours }
   }
 
@@ -240,13 +231,7 @@ describe('coffer wraps, skopeo unwraps', () => {
       `oci:${dir}:v1`,
       `oci:${out}:v1`,
     ])
-    const m = await manifestOf(out)
-    expect(m.layers.map((l) => [l.mediaType, l.digest])).toEqual(
-      sample.layers.map((l) => [l.mediaType, l.digest]),
-    )
-    expect(m.layers.every((l) => l.annotations === undefined || !(PKCS7_ANNOTATION in l.annotations))).toBe(
-      true,
-    )
+    await expectDecryptedTo(out, sample.layers, PKCS7_ANNOTATION)
   }
 
   it('one recipient (an image skopeo encrypted for a, re-wrapped for b only)', async () => {
