@@ -9,8 +9,6 @@ export type ImageName =
   | { readonly transport: 'oci'; readonly dir: string; readonly tag?: string }
   | { readonly transport: 'docker'; readonly ref: DockerReference }
 
-export const TRANSPORTS = ['oci', 'docker'] as const
-
 /**
  * An `org.opencontainers.image.ref.name` value (image-spec `annotations.md`): components of
  * alphanumerics joined by `-._:@+` or `--`, separated by `/`.

@@ -244,10 +244,6 @@ export class Registry {
     return waitFor(backoffDelay(this.retry, attempt), o.signal)
   }
 
-  get retryPolicy(): RetryPolicy {
-    return this.retry
-  }
-
   async close(): Promise<void> {
     await this.http.close()
   }
