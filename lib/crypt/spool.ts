@@ -6,6 +6,7 @@ import { join } from 'node:path'
 import { Transform, type Readable, type TransformCallback } from 'node:stream'
 import { pipeline } from 'node:stream/promises'
 import { Digester, type Digest } from '../oci/digest.js'
+import { removeAfterClose } from '../util/atomic-file.js'
 import type { Io } from '../util/io.js'
 
 /** A transformed layer parked on disk: its digest is known, and it can be re-read for retries. */
@@ -34,11 +35,12 @@ export async function spool(source: Readable, transforms: Transform[], o: Io = {
       cb(null, chunk)
     },
   })
+  const out = createWriteStream(path, { flags: 'wx', mode: 0o600, highWaterMark: 1 << 20 })
   try {
-    const out = createWriteStream(path, { flags: 'wx', mode: 0o600, highWaterMark: 1 << 20 })
     await pipeline([source, ...transforms, tap, out], o.signal ? { signal: o.signal } : {})
   } catch (err) {
     source.destroy()
+    await removeAfterClose(out, path)
     await rm(dir, { recursive: true, force: true })
     throw err
   }
