@@ -75,8 +75,20 @@ export const CODES = {
   ERR_CRYPT_PROVIDER_FAILED: 'unavailable',
   ERR_CRYPT_PROVIDER_PROTOCOL: 'failed_precondition',
   ERR_CRYPT_PROVIDER_REQUEST_INVALID: 'invalid_argument',
+  // lib/attest: attesters and verifiers
+  ERR_ATTEST_EVIDENCE_INVALID: 'invalid_argument',
+  ERR_ATTEST_VERIFICATION_FAILED: 'permission_denied',
+  ERR_ATTEST_REPORT_DATA_MISMATCH: 'permission_denied',
+  ERR_ATTEST_TEE_UNSUPPORTED: 'unimplemented',
+  ERR_ATTEST_NO_TEE: 'failed_precondition',
+  ERR_ATTEST_SAMPLE_DISABLED: 'permission_denied',
+  ERR_ATTEST_DEVICE_FAILED: 'unavailable',
+  ERR_ATTEST_REFERENCE_VALUES_INVALID: 'invalid_argument',
   // lib/kbs
   ERR_KBS_RESOURCE_URI_INVALID: 'invalid_argument',
+  ERR_KBS_STORE_UNAVAILABLE: 'unavailable',
+  ERR_KBS_STORE_KEY_INVALID: 'invalid_argument',
+  ERR_KBS_STORE_CORRUPT: 'data_loss',
 } as const satisfies Record<string, ErrorClass>
 
 export type CofferErrorCode = keyof typeof CODES
