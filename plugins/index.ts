@@ -2,6 +2,8 @@
  * The only file that names every built-in plugin (containers/image `alltransports`). Each
  * extension point gets a typed accessor so callers never spell a point name.
  */
+import type { Attester, PluginSettings, Verifier } from '../lib/attest/types.js'
+import { ATTESTER_POINT, VERIFIER_POINT } from '../lib/attest/types.js'
 import type { KeyWrapper } from '../lib/crypt/keywrap.js'
 import { createRegistry, type Registration } from '../lib/util/registry.js'
 import { plugin as jwe } from './keywrap/jwe/index.js'
@@ -9,13 +11,19 @@ import { plugin as kbs } from './keywrap/kbs/index.js'
 import { plugin as pgp } from './keywrap/pgp/index.js'
 import { plugin as pkcs7 } from './keywrap/pkcs7/index.js'
 import { loadProviderKeyWrappers } from './keywrap/provider/index.js'
+import { plugin as sampleAttester } from './attester/sample/index.js'
+import { plugin as sampleVerifier } from './verifier/sample/index.js'
 
 export const KEYWRAP_POINT = 'keywrap.v1'
 
-export const builtins: readonly Registration<unknown, never>[] = [jwe, pkcs7, pgp, kbs] as Registration<
-  unknown,
-  never
->[]
+export const builtins: readonly Registration<unknown, never>[] = [
+  jwe,
+  pkcs7,
+  pgp,
+  kbs,
+  sampleAttester,
+  sampleVerifier,
+] as Registration<unknown, never>[]
 
 const registry = createRegistry(builtins)
 
@@ -30,4 +38,21 @@ export function keyWrappers(): KeyWrapper[] {
  */
 export async function allKeyWrappers(env: NodeJS.ProcessEnv = process.env): Promise<KeyWrapper[]> {
   return [...keyWrappers(), ...(await loadProviderKeyWrappers(env))]
+}
+
+/** Attester names, in detection order (most specific TEE first; `sample` is never detected). */
+export function attesterNames(): string[] {
+  return registry.list<Attester, PluginSettings>(ATTESTER_POINT).map((r) => r.name)
+}
+
+export function createAttester(name: string, settings: PluginSettings = {}): Attester {
+  return registry.get<Attester, PluginSettings>(ATTESTER_POINT, name).init(settings)
+}
+
+export function verifierNames(): string[] {
+  return registry.list<Verifier, PluginSettings>(VERIFIER_POINT).map((r) => r.name)
+}
+
+export function createVerifier(name: string, settings: PluginSettings = {}): Verifier {
+  return registry.get<Verifier, PluginSettings>(VERIFIER_POINT, name).init(settings)
 }

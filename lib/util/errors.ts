@@ -89,6 +89,14 @@ export const CODES = {
   ERR_KBS_STORE_UNAVAILABLE: 'unavailable',
   ERR_KBS_STORE_KEY_INVALID: 'invalid_argument',
   ERR_KBS_STORE_CORRUPT: 'data_loss',
+  ERR_KBS_POLICY_INVALID: 'invalid_argument',
+  ERR_KBS_CONFIG_INVALID: 'invalid_argument',
+  ERR_KBS_PROTOCOL: 'failed_precondition',
+  ERR_KBS_UNAUTHORIZED: 'unauthenticated',
+  ERR_KBS_DENIED: 'permission_denied',
+  ERR_KBS_RESOURCE_NOT_FOUND: 'not_found',
+  ERR_KBS_UNREACHABLE: 'unavailable',
+  ERR_KBS_ADMIN_KEY_INVALID: 'invalid_argument',
 } as const satisfies Record<string, ErrorClass>
 
 export type CofferErrorCode = keyof typeof CODES
