@@ -236,6 +236,141 @@ program
     run(opts, async (ctx) => (await import('./commands/gc.js')).gcCommand(layout, opts, ctx)),
   )
 
+const kbs = program
+  .command('kbs')
+  .description('Key Broker Service: serve it, administer it, or fetch a resource as an attested guest.')
+  .addHelpText(
+    'after',
+    `
+A guest proves what it runs (TEE evidence), gets a token, and receives only the resources the
+resource policy grants, encrypted to a key that exists only in that guest.
+
+Quick start (sample attester: tests and demos only):
+  coffer keys generate --type ec --out admin
+  coffer kbs serve --allow-sample --admin-key admin.pub --store memory &
+  coffer kbs put-resource kbs:///default/key/app --file app.kek --admin-key admin.key
+  coffer kbs set-policy policy.json --admin-key admin.key
+  coffer kbs get-resource kbs:///default/key/app --attester sample --out app.kek`,
+  )
+
+/** Flags every KBS client command shares. */
+function kbsClientFlags(cmd: Command, admin: boolean): Command {
+  cmd.option('--url <url>', 'the KBS (default: $COFFER_KBS_URL or http://127.0.0.1:8080)')
+  if (admin)
+    cmd.option(
+      '--admin-key <file>',
+      'admin private key, Ed25519 or P-256 PEM (default: $COFFER_KBS_ADMIN_KEY)',
+    )
+  return cmd
+    .addOption(new Option('--tls-verify', 'verify the KBS TLS certificate (--tls-verify=false to skip)'))
+    .addOption(new Option('--no-tls-verify').hideHelp())
+    .option('-q, --quiet', 'print nothing but errors')
+    .option('--json', 'machine-readable output')
+}
+
+kbs
+  .command('serve')
+  .description('Run a KBS (trustee protocol 0.4.0) until SIGINT/SIGTERM.')
+  .option('--config <file>', 'TOML configuration (see docs/kbs.md); flags below override it')
+  .option('--address <addr>', 'listen address (default 127.0.0.1)')
+  .option('--port <n>', 'listen port (default 8080; 0 = any free port)')
+  .option('--data-dir <dir>', 'state directory (default ~/.local/share/coffer/kbs)')
+  .option('--store <type>', 'resource store: fs, sealed, postgres or memory')
+  .option('--admin-key <file>', 'admin public key PEM allowed to call the admin API (repeatable)', collect)
+  .option('--policy <file>', 'resource policy to install if none is set')
+  .option('--token-key <file>', 'ES256 private key signing tokens (share it between replicas)')
+  .option('--allow-sample', 'accept the sample TEE, which proves nothing (tests and demos only)')
+  .option('-q, --quiet', 'log warnings and errors only')
+  .option('--json', 'print {"listening": URL} once ready')
+  .action((opts: Record<string, unknown>) =>
+    run(opts, async (ctx) => (await import('./commands/kbs.js')).kbsServeCommand(opts, ctx)),
+  )
+
+kbsClientFlags(
+  kbs
+    .command('get-resource')
+    .description(
+      'Attest to the KBS as this guest and fetch a resource (stdout, or --out FILE with mode 0600).',
+    )
+    .argument('<uri>', 'kbs:///repository/type/tag')
+    .option(
+      '--attester <name>',
+      'tpm, snp, tdx or sample (default: detect the TEE; never falls back to sample)',
+    )
+    .option('--attester-opt <key=value>', 'attester setting, e.g. tcti=swtpm:port=2321 (repeatable)', collect)
+    .option('--out <file>', 'write the resource here (mode 0600) instead of stdout')
+    .option('--force', 'overwrite --out'),
+  false,
+).action((uri: string, opts: Record<string, unknown>) =>
+  run(opts, async (ctx) => (await import('./commands/kbs.js')).kbsGetResourceCommand(uri, opts, ctx)),
+)
+
+kbsClientFlags(
+  kbs
+    .command('put-resource')
+    .description('Store a resource (admin API).')
+    .argument('<uri>', 'kbs:///repository/type/tag')
+    .requiredOption('--file <file>', 'the resource bytes ("-" for stdin)'),
+  true,
+).action((uri: string, opts: Record<string, unknown>) =>
+  run(opts, async (ctx) => (await import('./commands/kbs.js')).kbsPutResourceCommand(uri, opts, ctx)),
+)
+
+kbsClientFlags(
+  kbs
+    .command('delete-resource')
+    .description('Delete a resource (admin API).')
+    .argument('<uri>', 'kbs:///repository/type/tag'),
+  true,
+).action((uri: string, opts: Record<string, unknown>) =>
+  run(opts, async (ctx) => (await import('./commands/kbs.js')).kbsDeleteResourceCommand(uri, opts, ctx)),
+)
+
+kbsClientFlags(
+  kbs.command('list-resources').description('List resource names, never values (admin API).'),
+  true,
+).action((opts: Record<string, unknown>) =>
+  run(opts, async (ctx) => (await import('./commands/kbs.js')).kbsListResourcesCommand(opts, ctx)),
+)
+
+kbsClientFlags(
+  kbs
+    .command('set-policy')
+    .description(
+      'Set the resource policy: JSON rules with CEL conditions, checked locally first (admin API).',
+    )
+    .argument('<file>', 'policy document (see docs/kbs.md)')
+    .addHelpText(
+      'after',
+      `
+Example policy (deny wins; no matching allow means deny):
+  {"version": "coffer.dev/kbs-resource-policy/v1",
+   "rules": [{"effect": "allow", "resources": ["default/key/*"],
+              "when": "tee == \\"tpm\\" && status == \\"affirming\\""}]}`,
+    ),
+  true,
+).action((file: string, opts: Record<string, unknown>) =>
+  run(opts, async (ctx) => (await import('./commands/kbs.js')).kbsSetPolicyCommand(file, opts, ctx)),
+)
+
+kbsClientFlags(kbs.command('get-policy').description('Print the resource policy (admin API).'), true).action(
+  (opts: Record<string, unknown>) =>
+    run(opts, async (ctx) => (await import('./commands/kbs.js')).kbsGetPolicyCommand(opts, ctx)),
+)
+
+kbsClientFlags(
+  kbs
+    .command('set-reference-values')
+    .description('Set reference values verifiers compare evidence with (admin API).')
+    .argument(
+      '<file>',
+      'JSON {"<name>": ["value", ...]}, e.g. {"tpm.pcr11": ["ab12..."], "snp.measurement": [...]}',
+    ),
+  true,
+).action((file: string, opts: Record<string, unknown>) =>
+  run(opts, async (ctx) => (await import('./commands/kbs.js')).kbsSetReferenceValuesCommand(file, opts, ctx)),
+)
+
 program
   .command('demo')
   .description(

@@ -5,6 +5,9 @@
 import type { Attester, PluginSettings, Verifier } from '../lib/attest/types.js'
 import { ATTESTER_POINT, VERIFIER_POINT } from '../lib/attest/types.js'
 import type { KeyWrapper } from '../lib/crypt/keywrap.js'
+import { createMemoryStore } from '../lib/kbs/memory-store.js'
+import type { KbsStore } from '../lib/kbs/store.js'
+import { CofferError } from '../lib/util/errors.js'
 import { createRegistry, type Registration } from '../lib/util/registry.js'
 import { plugin as jwe } from './keywrap/jwe/index.js'
 import { plugin as kbs } from './keywrap/kbs/index.js'
@@ -55,4 +58,20 @@ export function verifierNames(): string[] {
 
 export function createVerifier(name: string, settings: PluginSettings = {}): Verifier {
   return registry.get<Verifier, PluginSettings>(VERIFIER_POINT, name).init(settings)
+}
+
+/**
+ * A KBS store by type. `memory` is built in (sessions, tests); the others are plugins at
+ * STORE_POINT.
+ */
+export async function createKbsStore(
+  type: string,
+  settings: PluginSettings,
+  dataDir: string,
+): Promise<KbsStore> {
+  if (type === 'memory') return createMemoryStore()
+  throw new CofferError(
+    'ERR_PLUGIN_NOT_FOUND',
+    `no KBS store "${type}" (known: memory); ${JSON.stringify(Object.keys(settings))} ${dataDir}`,
+  )
 }

@@ -86,7 +86,12 @@ export async function startKbs(config: KbsConfig, plugins: KbsPlugins, build: st
       bodyLimit: http.body_limit,
       secureCookie: tls !== undefined,
       build,
-      logger: { level: config.log.level, redact: ['req.headers.authorization', 'req.headers.cookie'] },
+      // Logs go to stderr: stdout carries --json results only.
+      logger: {
+        level: config.log.level,
+        redact: ['req.headers.authorization', 'req.headers.cookie'],
+        stream: process.stderr,
+      },
       ...(tls ? { https: tls } : {}),
     })
     if (verifiers.has('sample')) app.log.warn(SAMPLE_KBS_WARNING)
