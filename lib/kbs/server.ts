@@ -71,6 +71,11 @@ export async function createKbsApp(o: KbsAppOptions): Promise<FastifyInstance & 
     bodyLimit: o.bodyLimit,
     // Requests are logged by the handlers, with decisions and without headers.
     logController: new LogController({ disableRequestLogging: true }),
+    // A URL the router cannot even decode (e.g. a lone `%`) is a bad path, answered like any other.
+    frameworkErrors: (_err: Error, _req: unknown, reply: FastifyReply) => {
+      const e = new KbsError('InvalidRequestPath', 'invalid request path')
+      void reply.status(e.status).header('content-type', 'application/json').send(e.body())
+    },
     ...(o.https ? { https: o.https } : {}),
   } as FastifyServerOptions) as unknown as FastifyInstance
   const metrics = createKbsMetrics()
