@@ -86,11 +86,19 @@ function cryptFlags(cmd: Command, which: 'both' | 'encrypt' | 'decrypt'): Comman
       )
   }
   if (which !== 'encrypt') {
-    cmd.option(
-      '--decryption-key <file[:password]>',
-      'decrypt layers with this private key (repeatable)',
-      collect,
-    )
+    cmd
+      .option(
+        '--decryption-key <file[:password]>',
+        'decrypt layers with this private key (repeatable)',
+        collect,
+      )
+      .option('--kbs-url <url>', 'fetch the KEKs of kbs:///… keys from this KBS, after attesting')
+      .option('--attester <name>', 'with --kbs-url: tpm, snp, tdx or sample (default: detect the TEE)')
+      .option('--attester-opt <key=value>', 'with --kbs-url: attester setting (repeatable)', collect)
+      .addOption(
+        new Option('--kbs-tls-verify', 'verify the KBS TLS certificate (--kbs-tls-verify=false to skip)'),
+      )
+      .addOption(new Option('--no-kbs-tls-verify').hideHelp())
   }
   return cmd.option(
     '--kek <file>',
@@ -143,7 +151,8 @@ copyLike(
   'decrypt',
   'Decrypt image layers with private keys; each layer is checked (HMAC, digest) before it is written.',
   `  coffer decrypt --decryption-key mykey.key oci:./enc:app oci:./plain:app
-  coffer decrypt --decryption-key mykey.key:s3cret docker://127.0.0.1:5000/app:enc oci:./plain:app`,
+  coffer decrypt --decryption-key mykey.key:s3cret docker://127.0.0.1:5000/app:enc oci:./plain:app
+  coffer decrypt --kbs-url https://kbs.example:8080 --attester tpm oci:./enc:app oci:./plain:app`,
 )
 
 program

@@ -3,11 +3,13 @@ import { parseImageName } from '../../lib/oci/image-name.js'
 import { openImageDestination, openImageSource } from '../../lib/oci/open-image.js'
 import { parsePlatform } from '../../lib/oci/platform.js'
 import { MAX_CHUNK_SIZE, MIN_CHUNK_SIZE } from '../../lib/oci/registry/blob-upload.js'
+import type { KeyWrapper } from '../../lib/crypt/keywrap.js'
 import type { LayerTransform } from '../../lib/oci/layer-transform.js'
 import { CofferError } from '../../lib/util/errors.js'
 import { intFlag, registryAccess, sizeFlag } from '../flags.js'
 import { copyProgress, humanBytes } from '../progress.js'
 import type { CommandContext } from '../run.js'
+import { attesterSettings } from '../attester-flags.js'
 
 /** What `coffer encrypt` / `coffer decrypt` require of `coffer copy`'s flags. */
 export type CopyMode = 'copy' | 'encrypt' | 'decrypt'
@@ -35,45 +37,53 @@ export async function copyCommand(
     )
   }
 
-  const layerTransform = await layerTransformFrom(opts, mode)
-  const progress = await copyProgress(ctx)
-  const src = await openImageSource(srcName, await registryAccess(opts, 'src', progress.sink), ctx)
+  const cleanups: (() => Promise<void>)[] = []
   try {
-    const dest = await openImageDestination(destName, {
-      ...(await registryAccess(opts, 'dest', progress.sink)),
-      ...(chunkSize ? { chunkSize } : {}),
-    })
-    try {
-      const started = Date.now()
-      const result = await copyImage(src, dest, {
-        signal: ctx.signal,
-        concurrency,
-        all: opts.all === true,
-        ...(platform ? { platform } : {}),
-        ...(layerTransform ? { layerTransform } : {}),
-        onEvent: progress.sink,
-      })
-      progress.stop()
-      const seconds = (Date.now() - started) / 1000
-      ctx.emit({
-        result: {
-          digest: result.digest,
-          mediaType: result.mediaType,
-          blobsCopied: result.blobsCopied,
-          blobsSkipped: result.blobsSkipped,
-          bytesCopied: result.bytesCopied,
-          seconds,
-        },
-      })
-      ctx.say(
-        `Copied ${source} to ${destination}: ${result.digest} (${result.blobsCopied} blobs, ${humanBytes(result.bytesCopied)} in ${seconds.toFixed(1)} s; ${result.blobsSkipped} skipped: already there or mounted)`,
-      )
-    } finally {
-      progress.stop()
-      await dest.close()
-    }
+    await copyWith(await layerTransformFrom(opts, mode, cleanups))
   } finally {
-    await src.close()
+    for (const c of cleanups) await c()
+  }
+
+  async function copyWith(layerTransform: LayerTransform | undefined): Promise<void> {
+    const progress = await copyProgress(ctx)
+    const src = await openImageSource(srcName, await registryAccess(opts, 'src', progress.sink), ctx)
+    try {
+      const dest = await openImageDestination(destName, {
+        ...(await registryAccess(opts, 'dest', progress.sink)),
+        ...(chunkSize ? { chunkSize } : {}),
+      })
+      try {
+        const started = Date.now()
+        const result = await copyImage(src, dest, {
+          signal: ctx.signal,
+          concurrency,
+          all: opts.all === true,
+          ...(platform ? { platform } : {}),
+          ...(layerTransform ? { layerTransform } : {}),
+          onEvent: progress.sink,
+        })
+        progress.stop()
+        const seconds = (Date.now() - started) / 1000
+        ctx.emit({
+          result: {
+            digest: result.digest,
+            mediaType: result.mediaType,
+            blobsCopied: result.blobsCopied,
+            blobsSkipped: result.blobsSkipped,
+            bytesCopied: result.bytesCopied,
+            seconds,
+          },
+        })
+        ctx.say(
+          `Copied ${source} to ${destination}: ${result.digest} (${result.blobsCopied} blobs, ${humanBytes(result.bytesCopied)} in ${seconds.toFixed(1)} s; ${result.blobsSkipped} skipped: already there or mounted)`,
+        )
+      } finally {
+        progress.stop()
+        await dest.close()
+      }
+    } finally {
+      await src.close()
+    }
   }
 }
 
@@ -81,6 +91,7 @@ export async function copyCommand(
 async function layerTransformFrom(
   opts: Record<string, unknown>,
   mode: CopyMode,
+  cleanups: (() => Promise<void>)[],
 ): Promise<LayerTransform | undefined> {
   const encryptionKeys = (opts.encryptionKey as string[] | undefined) ?? []
   const decryptionKeys = (opts.decryptionKey as string[] | undefined) ?? []
@@ -98,10 +109,20 @@ async function layerTransformFrom(
     throw new CofferError('ERR_USAGE', '--encrypt-layer needs --encryption-key')
   if (mode === 'encrypt' && !encryptionKeys.length)
     throw new CofferError('ERR_USAGE', 'coffer encrypt needs at least one --encryption-key')
-  if (mode === 'decrypt' && !decryptionKeys.length)
-    throw new CofferError('ERR_USAGE', 'coffer decrypt needs at least one --decryption-key')
+  const kbsUrl = (opts.kbsUrl as string | undefined) ?? undefined
+  if (mode === 'decrypt' && !decryptionKeys.length && !kbsUrl)
+    throw new CofferError(
+      'ERR_USAGE',
+      'coffer decrypt needs at least one --decryption-key, or --kbs-url to fetch kbs:/// keys',
+    )
+  if (kbsUrl && encryptionKeys.length)
+    throw new CofferError(
+      'ERR_USAGE',
+      '--kbs-url is for decryption; to encrypt for a kbs:/// key give its KEK with --kek',
+    )
   const { allKeyWrappers } = await import('../../plugins/index.js')
-  const wrappers = await allKeyWrappers()
+  let wrappers = await allKeyWrappers()
+  if (kbsUrl) wrappers = await withKbsKekSource(wrappers, kbsUrl, opts, cleanups)
   // A provider named on the command line but absent from the config file would silently wrap for
   // nobody (or not decrypt at all): say which one is missing and where providers are configured.
   const named = [...encryptionKeys, ...decryptionKeys]
@@ -123,9 +144,35 @@ async function layerTransformFrom(
       ...(layers ? { layers } : {}),
     })
   }
-  if (decryptionKeys.length) {
+  if (decryptionKeys.length || kbsUrl) {
     const { decryptionStep } = await import('../../lib/crypt/decrypt-step.js')
     return decryptionStep({ wrappers, config: await decryptConfigFrom(decryptionKeys, kek) })
   }
   return undefined
+}
+
+/**
+ * Replaces the kbs key wrapper with one that fetches KEKs from the KBS at `url`, attesting with
+ * `--attester` (or the detected TEE). The client lives as long as the process: one handshake,
+ * one token, for every layer.
+ */
+async function withKbsKekSource(
+  wrappers: KeyWrapper[],
+  url: string,
+  opts: Record<string, unknown>,
+  cleanups: (() => Promise<void>)[],
+): Promise<KeyWrapper[]> {
+  const { KbsClient } = await import('../../lib/kbs/client.js')
+  const { selectAttester } = await import('../../lib/attest/select.js')
+  const plugins = await import('../../plugins/index.js')
+  const { createKbsKeyWrapper } = await import('../../plugins/keywrap/kbs/index.js')
+  const attester = await selectAttester(
+    plugins,
+    opts.attester as string | undefined,
+    attesterSettings(opts.attesterOpt),
+  )
+  const client = new KbsClient({ url, attester, tlsVerify: opts.kbsTlsVerify !== false })
+  cleanups.push(() => client.close())
+  const kbs = createKbsKeyWrapper((kid, io) => client.getResource(kid, io))
+  return wrappers.map((w) => (w.name === 'kbs' ? kbs : w))
 }

@@ -6,6 +6,7 @@ import { CofferError } from '../../lib/util/errors.js'
 import { readAllLimited } from '../../lib/util/io.js'
 import { MiB } from '../../lib/util/limits.js'
 import type { CommandContext } from '../run.js'
+import { attesterSettings } from '../attester-flags.js'
 
 /** Resources and policies are small secrets; the KBS refuses bodies over 2 MiB by default. */
 const MAX_INPUT_BYTES = 16 * MiB
@@ -61,7 +62,7 @@ export async function kbsGetResourceCommand(
   const attester = await selectAttester(
     plugins,
     opts.attester as string | undefined,
-    settingsFrom(opts.attesterOpt),
+    attesterSettings(opts.attesterOpt),
   )
   const client = new KbsClient({ url: kbsUrl(opts), attester, tlsVerify: opts.tlsVerify !== false })
   try {
@@ -212,15 +213,4 @@ async function readInput(path: string): Promise<Buffer> {
       `cannot read ${path}: ${(err as NodeJS.ErrnoException).code ?? 'error'}`,
     )
   }
-}
-
-/** `--attester-opt key=value` (repeatable) → plugin settings. */
-function settingsFrom(raw: unknown): Record<string, string> {
-  const out: Record<string, string> = {}
-  for (const kv of (raw as string[] | undefined) ?? []) {
-    const eq = kv.indexOf('=')
-    if (eq < 1) throw new CofferError('ERR_USAGE', `--attester-opt wants KEY=VALUE, not "${kv}"`)
-    out[kv.slice(0, eq)] = kv.slice(eq + 1)
-  }
-  return out
 }

@@ -8,8 +8,8 @@
  *                 "iv":b64(12 bytes),"wrap_type":"A256GCM"}`
  *
  * At build time the KEK is a local file (`--kek`), registered in the KBS under the same URI; in
- * the guest the KEK comes from the KBS after attestation. Both reach this wrapper through a
- * `KekSource`, so the wrapper itself never talks to the network.
+ * the guest the KEK comes from the KBS after attestation. The first arrives in the DecryptConfig,
+ * the second through a `KekSource`, so the wrapper itself never talks to the network.
  */
 import { createCipheriv, createDecipheriv, randomBytes } from 'node:crypto'
 import { z } from 'zod'
@@ -54,16 +54,23 @@ const packetSchema = z.looseObject({
   provider: z.string().optional(),
 })
 
+/** Fetches a KEK by its resource URI, e.g. from a KBS after attestation (lib/kbs/client.ts). */
+export type KekSource = (kid: string, io: Io) => Promise<Uint8Array>
+
 class KbsKeyWrapper implements KeyWrapper {
   readonly name = 'kbs'
   readonly annotationId = KBS_ANNOTATION
+  /** KEKs fetched once per URI and process: every layer of an image usually names the same one. */
+  private readonly fetched = new Map<string, Promise<Uint8Array>>()
+
+  constructor(private readonly source?: KekSource) {}
 
   hasRecipients(ec: EncryptConfig): boolean {
     return (ec[KBS_KEKS]?.length ?? 0) > 0
   }
 
   noPossibleKeys(dc: DecryptConfig): boolean {
-    return (dc[KBS_KEKS]?.length ?? 0) === 0
+    return !this.source && (dc[KBS_KEKS]?.length ?? 0) === 0
   }
 
   async wrapKeys(ec: EncryptConfig, privateOptions: Uint8Array, o: Io = {}): Promise<Uint8Array> {
@@ -90,11 +97,16 @@ class KbsKeyWrapper implements KeyWrapper {
     throwIfAborted(o.signal)
     const packet = parsePacket(wrapped)
     const kid = formatResourceUri(parseResourceUri(packet.kid))
-    const kek = readKeks(dc[KBS_KEKS]).find((k) => k.kid === kid)?.kek
+    const kek = readKeks(dc[KBS_KEKS]).find((k) => k.kid === kid)?.kek ?? (await this.fetchKek(kid, o))
     if (!kek)
       throw new CofferError(
         'ERR_CRYPT_NO_KEY',
-        `the layer key is held by the KBS under ${kid}; give its KEK (--kek) or fetch it after attestation`,
+        `the layer key is held by the KBS under ${kid}; give its KEK (--kek) or fetch it after attestation (--kbs-url)`,
+      )
+    if (kek.length !== 32)
+      throw new CofferError(
+        'ERR_CRYPT_KEY_INVALID',
+        `the KEK under ${kid} must be 32 bytes (AES-256), not ${kek.length}`,
       )
     const iv = Buffer.from(packet.iv, 'base64')
     const data = Buffer.from(packet.wrapped_data, 'base64')
@@ -106,6 +118,18 @@ class KbsKeyWrapper implements KeyWrapper {
     } catch {
       throw decryptFailed()
     }
+  }
+
+  private async fetchKek(kid: string, o: Io): Promise<Buffer | undefined> {
+    if (!this.source) return undefined
+    let p = this.fetched.get(kid)
+    if (!p) {
+      p = this.source(kid, o)
+      // A failure is not cached: the next layer may try again (e.g. after a KBS restart).
+      p.catch(() => this.fetched.delete(kid))
+      this.fetched.set(kid, p)
+    }
+    return Buffer.from(await p)
   }
 
   describeRecipients(wrapped: Uint8Array): string[] {
@@ -144,7 +168,10 @@ function readKeks(entries: Uint8Array[] | undefined): KbsKek[] {
   })
 }
 
-/** A kbs KeyWrapper (CoCo attestation-agent format). Stateless. */
-export function createKbsKeyWrapper(): KeyWrapper {
-  return new KbsKeyWrapper()
+/**
+ * A kbs KeyWrapper (CoCo attestation-agent format). Without a source it uses only the KEKs in the
+ * DecryptConfig (`--kek`); with one it fetches missing KEKs through it.
+ */
+export function createKbsKeyWrapper(source?: KekSource): KeyWrapper {
+  return new KbsKeyWrapper(source)
 }
