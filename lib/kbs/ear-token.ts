@@ -3,11 +3,12 @@
  * signed ES256 with the public key in the header, shaped like trustee's so resource policies and
  * tools written for trustee read it (see the spec sheet §2.1–2.2).
  */
-import { randomUUID, type KeyObject } from 'node:crypto'
+import { createHash, randomUUID, type KeyObject } from 'node:crypto'
 import { SignJWT, jwtVerify, errors as joseErrors } from 'jose'
 import type { TrustVector } from '../attest/types.js'
 import { earStatus, type EarStatus } from '../attest/trust.js'
 import { CofferError } from '../util/errors.js'
+import { Lru } from '../util/lru.js'
 import type { TeePubKey } from './protocol.js'
 
 export const EAR_PROFILE = 'tag:github.com,2024:confidential-containers/Trustee'
@@ -101,6 +102,33 @@ export async function verifyEarToken(
 ): Promise<EarClaims> {
   if (token.length > 64 * 1024)
     throw new CofferError('ERR_ATTEST_VERIFICATION_FAILED', 'the token is too large')
+  // A guest sends the same token with every request: a token verified before with this key only
+  // needs its expiry checked again. The cache is keyed by the exact bytes and the key.
+  const cacheKey = `${keyId(publicKey)}.${token}`
+  const cached = verified.get(cacheKey)
+  if (cached) {
+    if (cached.exp * 1000 > now) return cached
+    throw new CofferError('ERR_ATTEST_VERIFICATION_FAILED', 'the token has expired')
+  }
+  const claims = await verifyUncached(token, publicKey, now)
+  verified.set(cacheKey, claims)
+  return claims
+}
+
+const verified = new Lru<string, EarClaims>(4096)
+const keyIds = new WeakMap<KeyObject, string>()
+function keyId(key: KeyObject): string {
+  let id = keyIds.get(key)
+  if (!id) {
+    id = createHash('sha256')
+      .update(key.export({ type: 'spki', format: 'der' }))
+      .digest('hex')
+    keyIds.set(key, id)
+  }
+  return id
+}
+
+async function verifyUncached(token: string, publicKey: KeyObject, now: number): Promise<EarClaims> {
   try {
     const { payload } = await jwtVerify(token, publicKey, {
       algorithms: ['ES256'],

@@ -21,6 +21,7 @@ import {
   type KeyObject,
 } from 'node:crypto'
 import { CofferError } from '../util/errors.js'
+import { Lru } from '../util/lru.js'
 import type { JweResponse, TeePubKey } from './protocol.js'
 
 const ECDH_ALG = 'ECDH-ES+A256KW'
@@ -43,7 +44,19 @@ export function encryptResource(plaintext: Uint8Array, key: TeePubKey): JweRespo
   }
 }
 
+/** Parsed session keys: a guest fetches several resources with one key. */
+const imported = new Lru<string, KeyObject>(1024)
+
 function importKey(key: TeePubKey): KeyObject {
+  const id = key.kty === 'EC' ? `${key.crv}.${key.x}.${key.y}` : `${key.n}.${key.e}`
+  const hit = imported.get(id)
+  if (hit) return hit
+  const k = parseKey(key)
+  imported.set(id, k)
+  return k
+}
+
+function parseKey(key: TeePubKey): KeyObject {
   try {
     // The JWK is untrusted: node checks that EC points lie on the curve and RSA moduli parse.
     const { alg: _alg, ...jwk } = key

@@ -10,7 +10,9 @@ function teeKey(kind: 'P-256' | 'P-521' | 'RSA'): { pub: TeePubKey; priv: KeyObj
     const j = publicKey.export({ format: 'jwk' })
     return { pub: { kty: 'RSA', alg: 'RSA-OAEP-256', n: j.n!, e: j.e! }, priv: privateKey }
   }
-  const { publicKey, privateKey } = generateKeyPairSync('ec', { namedCurve: kind === 'P-256' ? 'prime256v1' : 'secp521r1' })
+  const { publicKey, privateKey } = generateKeyPairSync('ec', {
+    namedCurve: kind === 'P-256' ? 'prime256v1' : 'secp521r1',
+  })
   const j = publicKey.export({ format: 'jwk' })
   return { pub: { kty: 'EC', crv: kind, alg: 'ECDH-ES+A256KW', x: j.x!, y: j.y! }, priv: privateKey }
 }
@@ -20,7 +22,11 @@ function guestReserialized(protectedB64: string): string {
   const h = JSON.parse(Buffer.from(protectedB64, 'base64url').toString('utf8')) as Record<string, unknown>
   const sortDeep = (v: unknown): unknown =>
     v && typeof v === 'object' && !Array.isArray(v)
-      ? Object.fromEntries(Object.keys(v).sort().map((k) => [k, sortDeep((v as Record<string, unknown>)[k])]))
+      ? Object.fromEntries(
+          Object.keys(v)
+            .sort()
+            .map((k) => [k, sortDeep((v as Record<string, unknown>)[k])]),
+        )
       : v
   const { alg, enc, ...rest } = h
   const ordered = { alg, enc, ...(sortDeep(rest) as object) }
@@ -28,27 +34,36 @@ function guestReserialized(protectedB64: string): string {
 }
 
 describe('KBS resource JWE', () => {
-  it.each(['P-256', 'P-521', 'RSA'] as const)('%s: decrypts with jose and keeps the guest-side AAD identical', async (kind) => {
-    const { pub, priv } = teeKey(kind)
-    const secret = Buffer.from('a resource: 32 bytes of key here')
-    const jwe = encryptResource(secret, pub)
-    expect(Object.keys(jwe).sort()).toEqual(['ciphertext', 'encrypted_key', 'iv', 'protected', 'tag'])
-    for (const v of Object.values(jwe)) expect(v).toMatch(/^[A-Za-z0-9_-]*$/)
-    expect(Buffer.from(jwe.iv, 'base64url').length).toBe(12)
-    expect(Buffer.from(jwe.tag, 'base64url').length).toBe(16)
-    const header = JSON.parse(Buffer.from(jwe.protected, 'base64url').toString('utf8')) as Record<string, unknown>
-    expect(header.alg).toBe(pub.alg)
-    expect(header.enc).toBe('A256GCM')
-    if (pub.kty === 'EC') {
-      expect(Object.keys(header.epk as object)).toEqual(['crv', 'kty', 'x', 'y'])
-      expect(Buffer.from(jwe.encrypted_key, 'base64url').length).toBe(40)
-      const coord = kind === 'P-521' ? 66 : 32
-      expect(Buffer.from((header.epk as { x: string }).x, 'base64url').length).toBe(coord)
-    }
-    expect(guestReserialized(jwe.protected)).toBe(jwe.protected)
-    const { plaintext } = await flattenedDecrypt(jwe, createPrivateKey(priv.export({ format: 'pem', type: 'pkcs8' })))
-    expect(Buffer.from(plaintext)).toEqual(secret)
-  })
+  it.each(['P-256', 'P-521', 'RSA'] as const)(
+    '%s: decrypts with jose and keeps the guest-side AAD identical',
+    async (kind) => {
+      const { pub, priv } = teeKey(kind)
+      const secret = Buffer.from('a resource: 32 bytes of key here')
+      const jwe = encryptResource(secret, pub)
+      expect(Object.keys(jwe).sort()).toEqual(['ciphertext', 'encrypted_key', 'iv', 'protected', 'tag'])
+      for (const v of Object.values(jwe)) expect(v).toMatch(/^[A-Za-z0-9_-]*$/)
+      expect(Buffer.from(jwe.iv, 'base64url').length).toBe(12)
+      expect(Buffer.from(jwe.tag, 'base64url').length).toBe(16)
+      const header = JSON.parse(Buffer.from(jwe.protected, 'base64url').toString('utf8')) as Record<
+        string,
+        unknown
+      >
+      expect(header.alg).toBe(pub.alg)
+      expect(header.enc).toBe('A256GCM')
+      if (pub.kty === 'EC') {
+        expect(Object.keys(header.epk as object)).toEqual(['crv', 'kty', 'x', 'y'])
+        expect(Buffer.from(jwe.encrypted_key, 'base64url').length).toBe(40)
+        const coord = kind === 'P-521' ? 66 : 32
+        expect(Buffer.from((header.epk as { x: string }).x, 'base64url').length).toBe(coord)
+      }
+      expect(guestReserialized(jwe.protected)).toBe(jwe.protected)
+      const { plaintext } = await flattenedDecrypt(
+        jwe,
+        createPrivateKey(priv.export({ format: 'pem', type: 'pkcs8' })),
+      )
+      expect(Buffer.from(plaintext)).toEqual(secret)
+    },
+  )
 
   it('a fresh CEK and IV every time', () => {
     const { pub } = teeKey('P-256')
@@ -59,13 +74,13 @@ describe('KBS resource JWE', () => {
   })
 
   it('refuses a point that is not on the curve and a short RSA key', () => {
-    expect(() => encryptResource(Buffer.from('x'), { kty: 'EC', crv: 'P-256', alg: 'ECDH-ES+A256KW', x: 'AQ', y: 'Ag' })).toThrow(
-      expect.objectContaining({ code: 'ERR_CRYPT_KEY_INVALID' }),
-    )
+    expect(() =>
+      encryptResource(Buffer.from('x'), { kty: 'EC', crv: 'P-256', alg: 'ECDH-ES+A256KW', x: 'AQ', y: 'Ag' }),
+    ).toThrow(expect.objectContaining({ code: 'ERR_CRYPT_KEY_INVALID' }))
     const { publicKey } = generateKeyPairSync('rsa', { modulusLength: 1024 })
     const j = publicKey.export({ format: 'jwk' })
-    expect(() => encryptResource(Buffer.from('x'), { kty: 'RSA', alg: 'RSA-OAEP-256', n: j.n!, e: j.e! })).toThrow(
-      expect.objectContaining({ code: 'ERR_CRYPT_KEY_INVALID' }),
-    )
+    expect(() =>
+      encryptResource(Buffer.from('x'), { kty: 'RSA', alg: 'RSA-OAEP-256', n: j.n!, e: j.e! }),
+    ).toThrow(expect.objectContaining({ code: 'ERR_CRYPT_KEY_INVALID' }))
   })
 })

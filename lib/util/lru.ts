@@ -1,0 +1,19 @@
+/** A small least-recently-used map (Map keeps insertion order; a hit re-inserts). */
+export class Lru<K, V> {
+  private readonly map = new Map<K, V>()
+  constructor(private readonly capacity: number) {}
+
+  get(key: K): V | undefined {
+    const v = this.map.get(key)
+    if (v === undefined) return undefined
+    this.map.delete(key)
+    this.map.set(key, v)
+    return v
+  }
+
+  set(key: K, value: V): void {
+    this.map.delete(key)
+    this.map.set(key, value)
+    if (this.map.size > this.capacity) this.map.delete(this.map.keys().next().value as K)
+  }
+}
