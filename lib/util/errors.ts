@@ -89,6 +89,8 @@ export const CODES = {
   ERR_KBS_STORE_UNAVAILABLE: 'unavailable',
   ERR_KBS_STORE_KEY_INVALID: 'invalid_argument',
   ERR_KBS_STORE_CORRUPT: 'data_loss',
+  // plugins/kbs-store: fs, sealed, postgres
+  ERR_KBS_STORE_MASTER_KEY_INVALID: 'invalid_argument',
 } as const satisfies Record<string, ErrorClass>
 
 export type CofferErrorCode = keyof typeof CODES
