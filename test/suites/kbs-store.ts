@@ -247,7 +247,13 @@ export function kbsStoreSuite(name: string, make: () => Promise<KbsStoreFixture>
     })
 
     it('an unknown namespace is ERR_KBS_STORE_KEY_INVALID', async () => {
-      for (const ns of ['', 'resources', '../resource', 'resource/..', 'Session'] as unknown as StoreNamespace[]) {
+      for (const ns of [
+        '',
+        'resources',
+        '../resource',
+        'resource/..',
+        'Session',
+      ] as unknown as StoreNamespace[]) {
         await expectCode(store.get(ns, 'k'), 'ERR_KBS_STORE_KEY_INVALID')
         await expectCode(store.put(ns, 'k', bytes('x')), 'ERR_KBS_STORE_KEY_INVALID')
         await expectCode(store.list(ns), 'ERR_KBS_STORE_KEY_INVALID')

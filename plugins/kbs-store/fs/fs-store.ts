@@ -37,8 +37,8 @@ import { isSegmentName, MAX_KEY_SEGMENTS, resolveEntryPath, type EntryPath } fro
 
 /** A lock older than this (its holder stopped refreshing it) is taken over. */
 const LOCK_STALE_MS = 10_000
-/** Waiting for a busy entry: up to ~100 attempts, 5–100 ms apart (about 10 s in all). */
-const LOCK_RETRIES = { retries: 100, factor: 1.3, minTimeout: 5, maxTimeout: 100, randomize: true }
+/** Waiting for a busy entry: up to 150 attempts, 5–100 ms apart (~14 s, past LOCK_STALE_MS, so a dead holder never makes a write fail). */
+const LOCK_RETRIES = { retries: 150, factor: 1.3, minTimeout: 5, maxTimeout: 100, randomize: true }
 const FILE_MODE = 0o600
 const DIR_MODE = 0o700
 
