@@ -152,15 +152,27 @@ class FsStore implements KbsStore {
     if (this.closed) throw new CofferError('ERR_KBS_STORE_UNAVAILABLE', 'kbs store is closed')
   }
 
-  /** Removes an entry found expired, unless a writer replaced it since (re-checked under the lock). */
+  /**
+   * Removes an entry found expired, unless a writer replaced it since (re-checked under the lock).
+   * Best effort: a read must not wait for, or fail on, housekeeping, so a busy lock (someone is
+   * writing the entry anyway) or an I/O error leaves the entry for the next reader.
+   */
   private async sweep(p: EntryPath, key: string): Promise<void> {
-    await this.withLock(p, async () => {
-      const current = await readEntry(p.file, key).catch(() => undefined)
-      if (current && isExpired(current.expiresAt, Date.now())) await removeEntry(p)
-    })
+    await this.withLock(
+      p,
+      async () => {
+        const current = await readEntry(p.file, key).catch(() => undefined)
+        if (current && isExpired(current.expiresAt, Date.now())) await removeEntry(p)
+      },
+      0,
+    ).catch(() => {})
   }
 
-  private async withLock<T>(p: EntryPath, work: () => Promise<T>): Promise<T> {
+  private async withLock<T>(
+    p: EntryPath,
+    work: () => Promise<T>,
+    retries: typeof LOCK_RETRIES | 0 = LOCK_RETRIES,
+  ): Promise<T> {
     await mkdir(p.dir, { recursive: true, mode: DIR_MODE })
     let release: () => Promise<void>
     try {
@@ -168,7 +180,7 @@ class FsStore implements KbsStore {
         realpath: false,
         lockfilePath: join(p.dir, `.lock-${p.name}`),
         stale: LOCK_STALE_MS,
-        retries: LOCK_RETRIES,
+        retries,
         // Fires from a timer when our lock went stale (the event loop stalled > LOCK_STALE_MS); the
         // default throws there and would crash the process. The write under it is already atomic.
         onCompromised: () => {},

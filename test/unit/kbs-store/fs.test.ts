@@ -227,3 +227,21 @@ describe('fs store across processes', () => {
     await store.close()
   }, 60_000)
 })
+
+describe('fs store housekeeping never blocks a read', () => {
+  it('get and list of an expired entry whose lock is held return at once, without the entry', async () => {
+    const root = await mkdtemp(join(tmpdir(), 'coffer-kbs-fs-'))
+    const store = await createFsStore({ root })
+    await store.put('session', 'busy', Buffer.from('x'), { expiresAt: Date.now() - 1 })
+    await mkdir(join(root, 'session/1/.lock-busy'))
+    const started = Date.now()
+    expect(await store.get('session', 'busy')).toBeUndefined()
+    expect(await store.list('session')).toEqual([])
+    expect(Date.now() - started).toBeLessThan(2_000)
+    await rm(join(root, 'session/1/.lock-busy'), { recursive: true })
+    expect(await store.list('session')).toEqual([])
+    expect(await readdir(join(root, 'session/1'))).toEqual([])
+    await store.close()
+    await rm(root, { recursive: true, force: true })
+  })
+})
