@@ -219,7 +219,16 @@ export async function startPostgres(): Promise<TestPostgres> {
     values: unknown[] = [],
     database = 'postgres',
   ) => {
-    const client = new pg.Client({ host: '127.0.0.1', port, user: SUPERUSER, password, database })
+    // Timeouts turn a stuck server into a test failure with a message instead of a hung test.
+    const client = new pg.Client({
+      host: '127.0.0.1',
+      port,
+      user: SUPERUSER,
+      password,
+      database,
+      connectionTimeoutMillis: 10_000,
+      query_timeout: 30_000,
+    })
     await client.connect()
     try {
       return (await client.query<R>(text, values)).rows
