@@ -14,6 +14,7 @@
 #   openssl                  keys and self-signed certificates for test fixtures
 #   gnupg                    gpg and gpg-agent: skopeo's pgp: recipients, OpenPGP test keys
 #   jq                       JSON in the demo scripts
+#   postgresql               a real PostgreSQL server for the KBS postgres store's integration tests
 set -euo pipefail
 
 PACKAGES=(
@@ -21,6 +22,7 @@ PACKAGES=(
   libfuse2 fuse gocryptfs
   swtpm swtpm-tools tpm2-tools
   openssl jq gnupg
+  postgresql
 )
 
 # One dpkg-query for all packages keeps the fast path fast. It prints nothing (and exits non-zero)

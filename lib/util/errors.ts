@@ -97,6 +97,8 @@ export const CODES = {
   ERR_KBS_RESOURCE_NOT_FOUND: 'not_found',
   ERR_KBS_UNREACHABLE: 'unavailable',
   ERR_KBS_ADMIN_KEY_INVALID: 'invalid_argument',
+  // plugins/kbs-store: fs, sealed, postgres
+  ERR_KBS_STORE_MASTER_KEY_INVALID: 'invalid_argument',
 } as const satisfies Record<string, ErrorClass>
 
 export type CofferErrorCode = keyof typeof CODES
