@@ -295,6 +295,16 @@ kbs
     run(opts, async (ctx) => (await import('./commands/kbs.js')).kbsServeCommand(opts, ctx)),
   )
 
+kbs
+  .command('master-key')
+  .description('Create the master key of the sealed store (32 random bytes, mode 0600; never overwrites).')
+  .requiredOption('--out <file>', 'where to write it, e.g. DATA_DIR/master.key')
+  .option('-q, --quiet', 'print nothing but errors')
+  .option('--json', 'machine-readable output')
+  .action((opts: Record<string, unknown>) =>
+    run(opts, async (ctx) => (await import('./commands/kbs.js')).kbsMasterKeyCommand(opts, ctx)),
+  )
+
 kbsClientFlags(
   kbs
     .command('get-resource')

@@ -7,7 +7,7 @@ import { ATTESTER_POINT, VERIFIER_POINT } from '../lib/attest/types.js'
 import type { KeyWrapper } from '../lib/crypt/keywrap.js'
 import { createMemoryStore } from '../lib/kbs/memory-store.js'
 import type { KbsStore } from '../lib/kbs/store.js'
-import { CofferError } from '../lib/util/errors.js'
+import { join } from 'node:path'
 import { createRegistry, type Registration } from '../lib/util/registry.js'
 import { plugin as jwe } from './keywrap/jwe/index.js'
 import { plugin as kbs } from './keywrap/kbs/index.js'
@@ -61,17 +61,28 @@ export function createVerifier(name: string, settings: PluginSettings = {}): Ver
 }
 
 /**
- * A KBS store by type. `memory` is built in (sessions, tests); the others are plugins at
- * STORE_POINT.
+ * Opens the KBS store `type` with `settings`, defaulting locations into the KBS data directory:
+ * `fs` keeps entries in DATA/store, `sealed` (over fs unless `inner` is given) takes its master key
+ * from DATA/master.key. `memory` is built in (sessions, tests). The store plugins, with `pg` and
+ * the AWS Encryption SDK, load only here.
  */
-export async function createKbsStore(
+export async function openKbsStore(
   type: string,
   settings: PluginSettings,
   dataDir: string,
 ): Promise<KbsStore> {
   if (type === 'memory') return createMemoryStore()
-  throw new CofferError(
-    'ERR_PLUGIN_NOT_FOUND',
-    `no KBS store "${type}" (known: memory); ${JSON.stringify(Object.keys(settings))} ${dataDir}`,
-  )
+  const { createKbsStore } = await import('./kbs-stores.js')
+  const fsDefaults = { root: join(dataDir, 'store') }
+  if (type === 'fs') return createKbsStore({ store: 'fs', settings: { ...fsDefaults, ...settings } })
+  if (type === 'sealed')
+    return createKbsStore({
+      store: 'sealed',
+      settings: {
+        masterKeyFile: join(dataDir, 'master.key'),
+        inner: { store: 'fs', settings: fsDefaults },
+        ...settings,
+      },
+    })
+  return createKbsStore({ store: type, settings })
 }

@@ -16,7 +16,7 @@ export const DEFAULT_KBS_URL = 'http://127.0.0.1:8080'
 export async function kbsServeCommand(opts: Record<string, unknown>, ctx: CommandContext): Promise<void> {
   const { loadKbsConfig } = await import('../../lib/kbs/config.js')
   const { startKbs } = await import('../../lib/kbs/serve.js')
-  const { createVerifier, verifierNames, createKbsStore } = await import('../../plugins/index.js')
+  const { createVerifier, verifierNames, openKbsStore } = await import('../../plugins/index.js')
   const config = await loadKbsConfig(opts.config as string | undefined)
   if (typeof opts.address === 'string') config.http.address = opts.address
   if (typeof opts.port === 'string') {
@@ -37,7 +37,7 @@ export async function kbsServeCommand(opts: Record<string, unknown>, ctx: Comman
   }
   const kbs = await startKbs(
     config,
-    { verifierNames, createVerifier, createStore: createKbsStore },
+    { verifierNames, createVerifier, createStore: openKbsStore },
     `coffer ${pkg.version}`,
   )
   ctx.emit({ listening: kbs.url, dataDir: config.data_dir, store: config.store.type })
@@ -213,4 +213,15 @@ async function readInput(path: string): Promise<Buffer> {
       `cannot read ${path}: ${(err as NodeJS.ErrnoException).code ?? 'error'}`,
     )
   }
+}
+
+/** `coffer kbs master-key --out FILE`: 32 random bytes, mode 0600, for the sealed store. */
+export async function kbsMasterKeyCommand(opts: Record<string, unknown>, ctx: CommandContext): Promise<void> {
+  const { generateMasterKeyFile } = await import('../../plugins/kbs-store/sealed/master-key.js')
+  const out = opts.out as string
+  await generateMasterKeyFile(out)
+  ctx.emit({ masterKey: out })
+  ctx.say(
+    `Wrote ${out} (32 bytes, mode 0600): keep a copy apart from the store; without it nothing sealed can be read`,
+  )
 }

@@ -35,7 +35,11 @@ export function sessionKey(): { pub: TeePubKey; priv: KeyObject } {
   return { pub: { kty: 'EC', crv: 'P-256', alg: 'ECDH-ES+A256KW', x: j.x!, y: j.y! }, priv: privateKey }
 }
 
-export async function auth(base: string, tee = 'sample', version = '0.4.0'): Promise<Reply & { cookie?: string; nonce?: string }> {
+export async function auth(
+  base: string,
+  tee = 'sample',
+  version = '0.4.0',
+): Promise<Reply & { cookie?: string; nonce?: string }> {
   const r = await call(`${base}/kbs/v0/auth`, {
     method: 'POST',
     headers: { 'content-type': 'application/json' },
@@ -68,7 +72,9 @@ export function attestationBody(nonce: string, pub: TeePubKey, evidence: unknown
 }
 
 /** A full sample handshake; returns the token and the session key. */
-export async function sampleHandshake(base: string): Promise<{ token: string; cookie: string; priv: KeyObject; pub: TeePubKey }> {
+export async function sampleHandshake(
+  base: string,
+): Promise<{ token: string; cookie: string; priv: KeyObject; pub: TeePubKey }> {
   const a = await auth(base)
   if (a.status !== 200 || !a.cookie || !a.nonce) throw new Error(`auth failed: ${a.status} ${a.text}`)
   const { pub, priv } = sessionKey()
@@ -78,7 +84,11 @@ export async function sampleHandshake(base: string): Promise<{ token: string; co
 }
 
 /** A GET with the path sent byte for byte (fetch would normalize `..` and `.%2e` away). */
-export async function rawGet(base: string, rawPath: string, headers: Record<string, string> = {}): Promise<Reply> {
+export async function rawGet(
+  base: string,
+  rawPath: string,
+  headers: Record<string, string> = {},
+): Promise<Reply> {
   const { request } = await import('node:http')
   const u = new URL(base)
   return new Promise((resolve, reject) => {

@@ -9,7 +9,16 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { signAdminToken } from '../../lib/kbs/admin-auth.js'
 import { POLICY_VERSION } from '../../lib/kbs/resource-policy.js'
 import { startTestKbs, type TestKbs } from '../helpers/kbs.js'
-import { attest, attestationBody, auth, call, rawGet, sampleEvidence, sampleHandshake, sessionKey } from '../helpers/rcar.js'
+import {
+  attest,
+  attestationBody,
+  auth,
+  call,
+  rawGet,
+  sampleEvidence,
+  sampleHandshake,
+  sessionKey,
+} from '../helpers/rcar.js'
 
 const SECRET = Buffer.from('this resource is a secret of 32B')
 const ERROR_PREFIX = 'https://github.com/confidential-containers/kbs/errors/'
@@ -19,8 +28,15 @@ describe('KBS protocol', () => {
   beforeAll(async () => {
     kbs = await startTestKbs({ config: { attestation: { allow_sample: true, session_timeout_s: 5 } } })
     const h = await kbs.adminHeaders()
-    await call(`${kbs.url}/kbs/v0/resource/default/key/app`, { method: 'POST', headers: { ...h, 'content-type': 'application/octet-stream' }, body: SECRET })
-    const policy = { version: POLICY_VERSION, rules: [{ effect: 'allow', resources: ['default/key/*'], when: 'tee == "sample"' }] }
+    await call(`${kbs.url}/kbs/v0/resource/default/key/app`, {
+      method: 'POST',
+      headers: { ...h, 'content-type': 'application/octet-stream' },
+      body: SECRET,
+    })
+    const policy = {
+      version: POLICY_VERSION,
+      rules: [{ effect: 'allow', resources: ['default/key/*'], when: 'tee == "sample"' }],
+    }
     await call(`${kbs.url}/kbs/v0/resource-policy`, {
       method: 'POST',
       headers: { ...h, 'content-type': 'application/json' },
@@ -44,14 +60,20 @@ describe('KBS protocol', () => {
       expect((r.body as { 'extra-params': unknown })['extra-params']).toBe('')
       expect(r.nonce).toMatch(/^[A-Za-z0-9+/]{43}=$/)
       expect(Buffer.from(r.nonce!, 'base64').length).toBe(32)
-      expect(r.headers.get('set-cookie')).toMatch(/^kbs-session-id=[0-9a-f]{32}; Expires=[^;]+ GMT; HttpOnly; SameSite=Strict$/)
+      expect(r.headers.get('set-cookie')).toMatch(
+        /^kbs-session-id=[0-9a-f]{32}; Expires=[^;]+ GMT; HttpOnly; SameSite=Strict$/,
+      )
     })
 
     it('accepts the guest request shape with supported-hash-algorithms', async () => {
       const r = await call(`${kbs.url}/kbs/v0/auth`, {
         method: 'POST',
         headers: { 'content-type': 'application/json' },
-        body: JSON.stringify({ version: '0.4.0', tee: 'sample', 'extra-params': { 'supported-hash-algorithms': ['sha256', 'sha384', 'sha512', 'sm3'] } }),
+        body: JSON.stringify({
+          version: '0.4.0',
+          tee: 'sample',
+          'extra-params': { 'supported-hash-algorithms': ['sha256', 'sha384', 'sha512', 'sm3'] },
+        }),
       })
       expect(r.status).toBe(200)
     })
@@ -64,7 +86,10 @@ describe('KBS protocol', () => {
       expect(Object.keys(r.body as object)).toEqual(['token'])
       expect(r.headers.get('set-cookie')?.split(';')[0]).toBe(a.cookie)
       const token = (r.body as { token: string }).token
-      const [h, p] = token.split('.').slice(0, 2).map((s) => JSON.parse(Buffer.from(s, 'base64url').toString('utf8')) as Record<string, unknown>)
+      const [h, p] = token
+        .split('.')
+        .slice(0, 2)
+        .map((s) => JSON.parse(Buffer.from(s, 'base64url').toString('utf8')) as Record<string, unknown>)
       expect(h).toMatchObject({ alg: 'ES256', jwk: { kty: 'EC', crv: 'P-256' } })
       expect(p).toMatchObject({
         eat_profile: 'tag:github.com,2024:confidential-containers/Trustee',
@@ -72,7 +97,10 @@ describe('KBS protocol', () => {
           cpu0: {
             'ear.status': 'contraindicated',
             'ear.trustworthiness-vector': { hardware: 97 },
-            'ear.veraison.annotated-evidence': { sample: { svn: '1' }, runtime_data_claims: { nonce: a.nonce, 'tee-pubkey': pub } },
+            'ear.veraison.annotated-evidence': {
+              sample: { svn: '1' },
+              runtime_data_claims: { nonce: a.nonce, 'tee-pubkey': pub },
+            },
           },
         },
       })
@@ -81,7 +109,13 @@ describe('KBS protocol', () => {
       const res = await call(`${kbs.url}/kbs/v0/resource/default/key/app`, { headers: { cookie: a.cookie! } })
       expect(res.status).toBe(200)
       expect(res.headers.get('content-type')).toMatch(/^application\/json/)
-      expect(Object.keys(res.body as object).sort()).toEqual(['ciphertext', 'encrypted_key', 'iv', 'protected', 'tag'])
+      expect(Object.keys(res.body as object).sort()).toEqual([
+        'ciphertext',
+        'encrypted_key',
+        'iv',
+        'protected',
+        'tag',
+      ])
       const { plaintext } = await flattenedDecrypt(res.body as never, priv)
       expect(Buffer.from(plaintext)).toEqual(SECRET)
       expect(res.text).not.toContain(SECRET.toString('base64'))
@@ -89,7 +123,9 @@ describe('KBS protocol', () => {
 
     it('a Bearer token works without the cookie, with any session', async () => {
       const { token, priv } = await sampleHandshake(kbs.url)
-      const res = await call(`${kbs.url}/kbs/v0/resource/default/key/app`, { headers: { authorization: `Bearer ${token}` } })
+      const res = await call(`${kbs.url}/kbs/v0/resource/default/key/app`, {
+        headers: { authorization: `Bearer ${token}` },
+      })
       expect(res.status).toBe(200)
       expect(Buffer.from((await flattenedDecrypt(res.body as never, priv)).plaintext)).toEqual(SECRET)
     })
@@ -126,7 +162,11 @@ describe('KBS protocol', () => {
       const a = await auth(kbs.url)
       const { pub } = sessionKey()
       const other = sessionKey().pub
-      const r = await attest(kbs.url, a.cookie, attestationBody(a.nonce!, pub, sampleEvidence(a.nonce!, other)))
+      const r = await attest(
+        kbs.url,
+        a.cookie,
+        attestationBody(a.nonce!, pub, sampleEvidence(a.nonce!, other)),
+      )
       expectError(r, 401, 'AttestationError')
       expect(r.text).not.toContain('token')
     })
@@ -135,7 +175,11 @@ describe('KBS protocol', () => {
       const { pub } = sessionKey()
       const body = attestationBody('x', pub, {})
       expectError(await attest(kbs.url, undefined, body), 401, 'AttestationError')
-      expectError(await attest(kbs.url, 'kbs-session-id=0123456789abcdef0123456789abcdef', body), 401, 'AttestationError')
+      expectError(
+        await attest(kbs.url, 'kbs-session-id=0123456789abcdef0123456789abcdef', body),
+        401,
+        'AttestationError',
+      )
       expectError(await attest(kbs.url, 'kbs-session-id=../../etc/passwd', body), 401, 'AttestationError')
     })
 
@@ -143,12 +187,25 @@ describe('KBS protocol', () => {
       const a = await auth(kbs.url)
       await new Promise((r) => setTimeout(r, 5200))
       const { pub } = sessionKey()
-      expectError(await attest(kbs.url, a.cookie, attestationBody(a.nonce!, pub, sampleEvidence(a.nonce!, pub))), 401, 'AttestationError')
+      expectError(
+        await attest(kbs.url, a.cookie, attestationBody(a.nonce!, pub, sampleEvidence(a.nonce!, pub))),
+        401,
+        'AttestationError',
+      )
     }, 15_000)
 
     it('malformed attestation bodies → 401 SerdeError, never 5xx', async () => {
       const a = await auth(kbs.url)
-      for (const body of ['{', '[]', 'null', '{"runtime-data":1}', JSON.stringify({ 'runtime-data': { nonce: a.nonce, 'tee-pubkey': { kty: 'oct' } }, 'tee-evidence': {} })])
+      for (const body of [
+        '{',
+        '[]',
+        'null',
+        '{"runtime-data":1}',
+        JSON.stringify({
+          'runtime-data': { nonce: a.nonce, 'tee-pubkey': { kty: 'oct' } },
+          'tee-evidence': {},
+        }),
+      ])
         expectError(await attest(kbs.url, a.cookie, body), 401, 'SerdeError')
     })
 
@@ -159,21 +216,49 @@ describe('KBS protocol', () => {
       const claims = JSON.parse(Buffer.from(p!, 'base64url').toString('utf8')) as Record<string, unknown>
       claims.exp = (claims.exp as number) + 3600
       const forged = `${h}.${Buffer.from(JSON.stringify(claims)).toString('base64url')}.${s}`
-      expectError(await call(`${kbs.url}/kbs/v0/resource/default/key/app`, { headers: { authorization: `Bearer ${forged}` } }), 401, 'TokenVerifierError')
+      expectError(
+        await call(`${kbs.url}/kbs/v0/resource/default/key/app`, {
+          headers: { authorization: `Bearer ${forged}` },
+        }),
+        401,
+        'TokenVerifierError',
+      )
       // Signed by another key, with that key in the header (trustee's insecure_header_jwk must stay off).
       const { privateKey, publicKey } = generateKeyPairSync('ec', { namedCurve: 'prime256v1' })
       const jwk = publicKey.export({ format: 'jwk' })
-      const foreign = await new SignJWT(claims).setProtectedHeader({ alg: 'ES256', jwk: { kty: 'EC', crv: 'P-256', x: jwk.x!, y: jwk.y! } }).sign(privateKey)
-      expectError(await call(`${kbs.url}/kbs/v0/resource/default/key/app`, { headers: { authorization: `Bearer ${foreign}` } }), 401, 'TokenVerifierError')
+      const foreign = await new SignJWT(claims)
+        .setProtectedHeader({ alg: 'ES256', jwk: { kty: 'EC', crv: 'P-256', x: jwk.x!, y: jwk.y! } })
+        .sign(privateKey)
+      expectError(
+        await call(`${kbs.url}/kbs/v0/resource/default/key/app`, {
+          headers: { authorization: `Bearer ${foreign}` },
+        }),
+        401,
+        'TokenVerifierError',
+      )
       const none = `${Buffer.from('{"alg":"none"}').toString('base64url')}.${p}.`
-      expectError(await call(`${kbs.url}/kbs/v0/resource/default/key/app`, { headers: { authorization: `Bearer ${none}` } }), 401, 'TokenVerifierError')
+      expectError(
+        await call(`${kbs.url}/kbs/v0/resource/default/key/app`, {
+          headers: { authorization: `Bearer ${none}` },
+        }),
+        401,
+        'TokenVerifierError',
+      )
     })
 
     it('policy deny → 401 PolicyDeny without the resource; missing resource → 404', async () => {
       const { token } = await sampleHandshake(kbs.url)
-      const deny = await call(`${kbs.url}/kbs/v0/resource/other/key/app`, { headers: { authorization: `Bearer ${token}` } })
+      const deny = await call(`${kbs.url}/kbs/v0/resource/other/key/app`, {
+        headers: { authorization: `Bearer ${token}` },
+      })
       expectError(deny, 401, 'PolicyDeny')
-      expectError(await call(`${kbs.url}/kbs/v0/resource/default/key/nothing`, { headers: { authorization: `Bearer ${token}` } }), 404, 'ResourceNotFound')
+      expectError(
+        await call(`${kbs.url}/kbs/v0/resource/default/key/nothing`, {
+          headers: { authorization: `Bearer ${token}` },
+        }),
+        404,
+        'ResourceNotFound',
+      )
     })
 
     it.each([
@@ -200,11 +285,19 @@ describe('KBS protocol', () => {
 
     it('oversized bodies → 413 with the error body', async () => {
       const big = Buffer.alloc(3 * 1024 * 1024, 0x41)
-      const r = await call(`${kbs.url}/kbs/v0/auth`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: big })
+      const r = await call(`${kbs.url}/kbs/v0/auth`, {
+        method: 'POST',
+        headers: { 'content-type': 'application/json' },
+        body: big,
+      })
       expectError(r, 413, 'PayloadTooLarge')
       const h = await kbs.adminHeaders()
       expectError(
-        await call(`${kbs.url}/kbs/v0/resource/default/key/big`, { method: 'POST', headers: { ...h, 'content-type': 'application/octet-stream' }, body: big }),
+        await call(`${kbs.url}/kbs/v0/resource/default/key/big`, {
+          method: 'POST',
+          headers: { ...h, 'content-type': 'application/octet-stream' },
+          body: big,
+        }),
         413,
         'PayloadTooLarge',
       )
@@ -213,19 +306,38 @@ describe('KBS protocol', () => {
 
   describe('admin API', () => {
     const put = async (headers: Record<string, string>): Promise<{ status: number; body: unknown }> =>
-      call(`${kbs.url}/kbs/v0/resource/default/key/admin-test`, { method: 'POST', headers: { ...headers, 'content-type': 'application/octet-stream' }, body: 'v' })
+      call(`${kbs.url}/kbs/v0/resource/default/key/admin-test`, {
+        method: 'POST',
+        headers: { ...headers, 'content-type': 'application/octet-stream' },
+        body: 'v',
+      })
 
     it('missing, malformed, wrong-key, expired and too-long-lived tokens → 401 AdminAuthAccess', async () => {
       expectError(await put({}), 401, 'AdminAuthAccess')
       expectError(await put({ authorization: 'Bearer nope' }), 401, 'AdminAuthAccess')
       expectError(await put({ authorization: 'Basic YWRtaW46YWRtaW4=' }), 401, 'AdminAuthAccess')
       const other = generateKeyPairSync('ed25519').privateKey
-      expectError(await put({ authorization: `Bearer ${await signAdminToken(other)}` }), 401, 'AdminAuthAccess')
-      const expired = await new SignJWT({}).setProtectedHeader({ alg: 'EdDSA' }).setIssuedAt(Math.floor(Date.now() / 1000) - 900).setExpirationTime(Math.floor(Date.now() / 1000) - 600).sign(kbs.adminKey)
+      expectError(
+        await put({ authorization: `Bearer ${await signAdminToken(other)}` }),
+        401,
+        'AdminAuthAccess',
+      )
+      const expired = await new SignJWT({})
+        .setProtectedHeader({ alg: 'EdDSA' })
+        .setIssuedAt(Math.floor(Date.now() / 1000) - 900)
+        .setExpirationTime(Math.floor(Date.now() / 1000) - 600)
+        .sign(kbs.adminKey)
       expectError(await put({ authorization: `Bearer ${expired}` }), 401, 'AdminAuthAccess')
-      const longLived = await new SignJWT({}).setProtectedHeader({ alg: 'EdDSA' }).setIssuedAt().setExpirationTime('30d').sign(kbs.adminKey)
+      const longLived = await new SignJWT({})
+        .setProtectedHeader({ alg: 'EdDSA' })
+        .setIssuedAt()
+        .setExpirationTime('30d')
+        .sign(kbs.adminKey)
       expectError(await put({ authorization: `Bearer ${longLived}` }), 401, 'AdminAuthAccess')
-      const noExp = await new SignJWT({}).setProtectedHeader({ alg: 'EdDSA' }).setIssuedAt().sign(kbs.adminKey)
+      const noExp = await new SignJWT({})
+        .setProtectedHeader({ alg: 'EdDSA' })
+        .setIssuedAt()
+        .sign(kbs.adminKey)
       expectError(await put({ authorization: `Bearer ${noExp}` }), 401, 'AdminAuthAccess')
       // An attestation token is not an admin token.
       const { token } = await sampleHandshake(kbs.url)
@@ -236,7 +348,11 @@ describe('KBS protocol', () => {
     it('an invalid policy is refused and the old one stays', async () => {
       const h = { ...(await kbs.adminHeaders()), 'content-type': 'application/json' }
       const before = await call(`${kbs.url}/kbs/v0/resource-policy`, { headers: h })
-      const r = await call(`${kbs.url}/kbs/v0/resource-policy`, { method: 'POST', headers: h, body: JSON.stringify({ policy: Buffer.from('package policy').toString('base64url') }) })
+      const r = await call(`${kbs.url}/kbs/v0/resource-policy`, {
+        method: 'POST',
+        headers: h,
+        body: JSON.stringify({ policy: Buffer.from('package policy').toString('base64url') }),
+      })
       expectError(r, 401, 'ParsePolicyError')
       expect((await call(`${kbs.url}/kbs/v0/resource-policy`, { headers: h })).body).toEqual(before.body)
     })
@@ -244,10 +360,31 @@ describe('KBS protocol', () => {
     it('reference values: RVPS message in, stored form out; malformed → RvpsError', async () => {
       const h = { ...(await kbs.adminHeaders()), 'content-type': 'application/json' }
       const payload = Buffer.from(JSON.stringify({ 'tpm.pcr11': ['AB12'] })).toString('base64')
-      expect((await call(`${kbs.url}/kbs/v0/reference-value`, { method: 'POST', headers: h, body: JSON.stringify({ version: '0.1.0', type: 'sample', payload }) })).status).toBe(200)
+      expect(
+        (
+          await call(`${kbs.url}/kbs/v0/reference-value`, {
+            method: 'POST',
+            headers: h,
+            body: JSON.stringify({ version: '0.1.0', type: 'sample', payload }),
+          })
+        ).status,
+      ).toBe(200)
       const got = await call(`${kbs.url}/kbs/v0/reference-value/tpm.pcr11`, { headers: h })
-      expect(got.body).toMatchObject({ version: '0.1.0', name: 'tpm.pcr11', value: ['ab12'], expiration: expect.any(String) })
-      expectError(await call(`${kbs.url}/kbs/v0/reference-value`, { method: 'POST', headers: h, body: JSON.stringify({ version: '0.1.0', type: 'sample', payload: 'bm90IGpzb24=' }) }), 401, 'RvpsError')
+      expect(got.body).toMatchObject({
+        version: '0.1.0',
+        name: 'tpm.pcr11',
+        value: ['ab12'],
+        expiration: expect.any(String),
+      })
+      expectError(
+        await call(`${kbs.url}/kbs/v0/reference-value`, {
+          method: 'POST',
+          headers: h,
+          body: JSON.stringify({ version: '0.1.0', type: 'sample', payload: 'bm90IGpzb24=' }),
+        }),
+        401,
+        'RvpsError',
+      )
     })
   })
 })

@@ -52,7 +52,9 @@ export async function readMasterKeyFile(path: string): Promise<Buffer> {
     const code = (err as NodeJS.ErrnoException).code
     throw new CofferError(
       'ERR_KBS_STORE_MASTER_KEY_INVALID',
-      `cannot read master key file ${path}: ${code}`,
+      code === 'ENOENT'
+        ? `master key file ${path} does not exist: create it with "coffer kbs master-key --out ${path}" and keep a copy apart from the store`
+        : `cannot read master key file ${path}: ${code}`,
       {
         cause: err,
       },

@@ -21,7 +21,9 @@ describe('runtime data binding', () => {
     expect(Buffer.from(digest).toString('hex')).toBe(
       'c659c8450cacb5fe3dd38b1bb0af9a913b9ec007da5cdc7f7807dd73ec4d041229db45f981c5470dec705ae2270eac11',
     )
-    expect(Buffer.from(digest).toString('base64')).toBe('xlnIRQystf4904sbsK+akTuewAfaXNx/eAfdc+xNBBIp20X5gcVHDexwWuInDqwR')
+    expect(Buffer.from(digest).toString('base64')).toBe(
+      'xlnIRQystf4904sbsK+akTuewAfaXNx/eAfdc+xNBBIp20X5gcVHDexwWuInDqwR',
+    )
   })
 
   it('pads to 64 bytes (SNP/TDX) and truncates to 32 (TPM)', () => {
