@@ -10,6 +10,8 @@ import { CofferError } from '../../util/errors.js'
 export const SNP_REPORT_SIZE = 0x4a0
 /** The signature covers bytes 0x000..0x29F. */
 export const SNP_SIGNED_SIZE = 0x2a0
+/** End of R ‖ S; the rest of the report is reserved. */
+const SNP_SIGNATURE_END = 0x2a0 + 2 * 72
 /** trustee deps/verifier/src/snp REPORT_VERSION_MIN/MAX: v3 is the first to name the CPU model. */
 export const SNP_REPORT_VERSION_MIN = 3
 export const SNP_REPORT_VERSION_MAX = 5
@@ -177,6 +179,10 @@ export function parseSnpReport(bytes: Uint8Array): SnpReport {
   }
   const sigAlgo = u32(O.sigAlgo)
   if (sigAlgo !== SNP_SIG_ALGO_ECDSA_P384_SHA384) invalid(`unknown signature algorithm ${sigAlgo}`)
+  // The bytes after S are reserved and outside the signature: refuse anything there, so no
+  // unsigned byte can ride along (serde JSON evidence drops them anyway).
+  if (bytes.subarray(SNP_SIGNATURE_END).some((v) => v !== 0))
+    invalid('reserved bytes after the signature are not zero')
   const cpuidFamId = bytes[O.cpuidFamId]!
   const cpuidModId = bytes[O.cpuidModId]!
   const g = snpGeneration(cpuidFamId, cpuidModId)
