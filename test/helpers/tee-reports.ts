@@ -275,3 +275,52 @@ export function writePem(dir: string, name: string, pem: string): string {
   writeFileSync(p, pem)
   return p
 }
+
+export interface TestCcelEvent {
+  /** CC measurement register index: 1..4 = RTMR0..3. */
+  readonly mrIndex: number
+  readonly type: number
+  readonly data: Uint8Array
+}
+
+/**
+ * A CC event log in TCG crypto-agile format (Spec ID event listing SHA-256 and SHA-384, then one
+ * TCG_PCR_EVENT2 per event carrying both digests of its data), padded like the ACPI table with
+ * 0xFF; and the RTMRs it replays to (EV_NO_ACTION events are not extended).
+ */
+export function buildCcel(events: readonly TestCcelEvent[], padding = 64): { log: Buffer; rtmr: Buffer[] } {
+  const algs = Buffer.concat([le16(0x0b), le16(32), le16(0x0c), le16(48)])
+  const spec = Buffer.concat([
+    Buffer.from('Spec ID Event03\0', 'latin1'),
+    le32(0), // platform class
+    Buffer.from([0, 2, 0, 2]), // spec version minor, major, errata, uintn size
+    le32(2),
+    algs,
+    Buffer.from([0]), // vendor info size
+  ])
+  const parts = [le32(0), le32(3), Buffer.alloc(20), le32(spec.length), spec]
+  const rtmr = [0, 1, 2, 3].map(() => Buffer.alloc(48))
+  for (const e of events) {
+    const d256 = createHash('sha256').update(e.data).digest()
+    const d384 = createHash('sha384').update(e.data).digest()
+    parts.push(
+      le32(e.mrIndex),
+      le32(e.type),
+      le32(2),
+      le16(0x0b),
+      d256,
+      le16(0x0c),
+      d384,
+      le32(e.data.length),
+      Buffer.from(e.data),
+    )
+    if (e.type !== 3 && e.mrIndex >= 1 && e.mrIndex <= 4) {
+      rtmr[e.mrIndex - 1] = createHash('sha384')
+        .update(rtmr[e.mrIndex - 1]!)
+        .update(d384)
+        .digest()
+    }
+  }
+  parts.push(Buffer.alloc(padding, 0xff))
+  return { log: Buffer.concat(parts), rtmr }
+}

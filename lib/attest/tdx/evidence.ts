@@ -23,7 +23,7 @@ const schema = z.object({
 
 export interface TdxEvidence {
   readonly quote: TdxQuote
-  /** The raw CCEL, when sent (coffer does not replay it yet). */
+  /** The raw CCEL, when sent (replayed by the verifier, see ccel.ts). */
   readonly ccEventlog?: Uint8Array
 }
 

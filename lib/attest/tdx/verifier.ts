@@ -4,6 +4,7 @@ import { bytesEqual } from '../reference-check.js'
 import type { Verifier, VerifierResult, VerifyContext } from '../types.js'
 import type { VendorCertificates } from '../vendor-certs.js'
 import { appraiseTdx, tdxClaims } from './claims.js'
+import { ccelClaims, parseCcel, replayRtmrs } from './ccel.js'
 import { parseTdxEvidence } from './evidence.js'
 import { verifyPckChain, verifyTdxQuoteSignatures } from './quote-signature.js'
 
@@ -20,8 +21,8 @@ const MR_CONFIG_ID_SIZE = 48
 
 /**
  * The `tdx` verifier: parse → PCK chain to a configured Intel root → QE report → attestation
- * key → quote signature → report_data → mr_config_id, then claims and their appraisal.
- * The CCEL event log, when sent, is not replayed against the RTMRs.
+ * key → quote signature → CC event log replay (when sent) → report_data → mr_config_id, then
+ * claims and their appraisal. Without a log the RTMRs are taken as quoted.
  */
 export function createTdxVerifier(options: TdxVerifierOptions): Verifier {
   const now = options.now ?? (() => new Date())
@@ -33,11 +34,24 @@ export function createTdxVerifier(options: TdxVerifierOptions): Verifier {
     tee: 'tdx',
     async verify(evidence: unknown, ctx: VerifyContext): Promise<VerifierResult> {
       // === shape, sizes, header: ERR_ATTEST_EVIDENCE_INVALID
-      const { quote } = parseTdxEvidence(evidence)
+      const { quote, ccEventlog } = parseTdxEvidence(evidence)
       // === PCK ← intermediate ← Intel root (configured)
       const [pck] = verifyPckChain(quote, (await vendorCerts()).roots, now())
       // === QE report, attestation-key binding, quote signature
       verifyTdxQuoteSignatures(quote, pck!)
+      // === the event log, when sent, must replay to the quoted RTMRs (trustee `replay_and_match`)
+      const events = ccEventlog ? parseCcel(ccEventlog) : undefined
+      if (events) {
+        const replayed = replayRtmrs(events)
+        replayed.forEach((r, i) => {
+          if (!bytesEqual(r, quote.body.rtmr[i]!)) {
+            throw new CofferError(
+              'ERR_ATTEST_VERIFICATION_FAILED',
+              `TDX event log does not replay to RTMR${i}`,
+            )
+          }
+        })
+      }
       // === binding: report_data = the session digest, zero-padded to 64 bytes
       if (!bytesEqual(quote.body.reportData, fitReportData(ctx.reportData, REPORT_DATA_SIZE))) {
         throw new CofferError('ERR_ATTEST_REPORT_DATA_MISMATCH', 'TDX report_data does not bind this session')
@@ -52,7 +66,8 @@ export function createTdxVerifier(options: TdxVerifierOptions): Verifier {
           'TDX mr_config_id does not bind the init-data',
         )
       }
-      return { claims: tdxClaims(quote), trust: appraiseTdx(quote, ctx.referenceValues) }
+      const claims = { ...tdxClaims(quote), ...(events ? { ccel: ccelClaims(events) } : {}) }
+      return { claims, trust: appraiseTdx(quote, ctx.referenceValues) }
     },
   }
 }

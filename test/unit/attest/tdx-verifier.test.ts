@@ -1,7 +1,8 @@
-import { randomBytes } from 'node:crypto'
+import { createHash, randomBytes } from 'node:crypto'
 import fc from 'fast-check'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { fitReportData } from '../../../lib/attest/report-data.js'
+import { parseCcel } from '../../../lib/attest/tdx/ccel.js'
 import { parseTdxQuote } from '../../../lib/attest/tdx/quote.js'
 import { createTdxVerifier } from '../../../lib/attest/tdx/verifier.js'
 import { earStatus } from '../../../lib/attest/trust.js'
@@ -10,6 +11,7 @@ import { loadVendorCertificates } from '../../../lib/attest/vendor-certs.js'
 import { isCofferError, type CofferErrorCode } from '../../../lib/util/errors.js'
 import { makeTestCert } from '../../helpers/test-ca.js'
 import {
+  buildCcel,
   buildTdxQuote,
   makeTdxPki,
   tdxEvidence,
@@ -123,6 +125,85 @@ describe('tdx verifier (synthetic Intel root → platform CA → PCK, quotes sig
     )
     expect(r.claims).toMatchObject({ debug: true })
     expect(earStatus(r.trust)).toBe('contraindicated')
+  })
+
+  describe('CC event log replay', () => {
+    const events = [
+      { mrIndex: 1, type: 0x80000001, data: Buffer.from('td-hob') },
+      { mrIndex: 1, type: 0x3, data: Buffer.from('no action: never extended') },
+      { mrIndex: 2, type: 0xd, data: Buffer.from('kernel') },
+      { mrIndex: 3, type: 0xd, data: Buffer.from('initrd') },
+      { mrIndex: 4, type: 0x6, data: Buffer.from('aa-event') },
+    ]
+    const ccel = buildCcel(events)
+
+    it('accepts a log that replays to the quoted RTMRs and lists its events in the claims', async () => {
+      const r = await verifier.verify(tdxEvidence(quote({ rtmr: ccel.rtmr }), ccel.log), ctx())
+      const claims = r.claims as { ccel: { mr_index: number; digest: string }[] }
+      expect(claims.ccel).toHaveLength(5)
+      expect(claims.ccel[2]).toMatchObject({
+        mr_index: 2,
+        digest: hex(createHash('sha384').update('kernel').digest()),
+      })
+    })
+
+    const logCases: [string, () => Uint8Array, CofferErrorCode][] = [
+      [
+        'a log for other RTMR values',
+        () => buildCcel(events.slice(0, 3)).log,
+        'ERR_ATTEST_VERIFICATION_FAILED',
+      ],
+      [
+        'a flipped SHA-384 digest in the log',
+        () => {
+          const b = Buffer.from(ccel.log)
+          b[b.indexOf(createHash('sha384').update('initrd').digest())]! ^= 1
+          return b
+        },
+        'ERR_ATTEST_VERIFICATION_FAILED',
+      ],
+      [
+        'a truncated log',
+        () => ccel.log.subarray(0, ccel.log.length - 64 - 5),
+        'ERR_ATTEST_EVIDENCE_INVALID',
+      ],
+      ['a log without the Spec ID event', () => ccel.log.subarray(4), 'ERR_ATTEST_EVIDENCE_INVALID'],
+      [
+        'a log without SHA-384 digests',
+        () => {
+          const b = Buffer.from(ccel.log)
+          b.writeUInt16LE(0x0d, 32 + 28 + 4) // the header's second algorithm becomes SHA-512
+          return b
+        },
+        'ERR_ATTEST_EVIDENCE_INVALID',
+      ],
+      [
+        'an event using an algorithm the header does not list',
+        () => {
+          const b = Buffer.from(ccel.log)
+          b.writeUInt16LE(0x12, b.indexOf(createHash('sha256').update('td-hob').digest()) - 2)
+          return b
+        },
+        'ERR_ATTEST_EVIDENCE_INVALID',
+      ],
+    ]
+    it('random bytes after a valid header parse or fail with a coded error, never crash (property)', () => {
+      const header = ccel.log.subarray(0, 32 + 37)
+      fc.assert(
+        fc.property(fc.uint8Array({ maxLength: 400 }), (tail) => {
+          try {
+            parseCcel(Buffer.concat([header, tail]))
+          } catch (e) {
+            expect(isCofferError(e, 'ERR_ATTEST_EVIDENCE_INVALID')).toBe(true)
+          }
+        }),
+        { numRuns: 300 },
+      )
+    })
+
+    it.each(logCases)('rejects %s', async (_n, make, code) => {
+      await expectCode(verifier.verify(tdxEvidence(quote({ rtmr: ccel.rtmr }), make()), ctx()), code)
+    })
   })
 
   const flip = (b: Uint8Array, at: number) => {

@@ -18,6 +18,7 @@ import { plugin as tdxAttesterPlugin } from '../../../plugins/attester/tdx/index
 import { plugin as snpVerifierPlugin } from '../../../plugins/verifier/snp/index.js'
 import { plugin as tdxVerifierPlugin } from '../../../plugins/verifier/tdx/index.js'
 import {
+  buildCcel,
   buildTdxQuote,
   makeSnpPki,
   makeTdxPki,
@@ -119,18 +120,20 @@ describe('snp and tdx attesters (configfs-tsm)', () => {
   })
 
   it("tdx: the attester's evidence (quote + CCEL) passes the tdx verifier", async () => {
+    const ccel = buildCcel([{ mrIndex: 1, type: 0x80000001, data: Buffer.from('td-hob') }])
     const kernel = fakeTsm('tdx_guest', (inblob) => ({
-      outblob: buildTdxQuote({ pck: tdx.pck, chainPem: tdx.chainPem, reportData: inblob }),
+      outblob: buildTdxQuote({ pck: tdx.pck, chainPem: tdx.chainPem, reportData: inblob, rtmr: ccel.rtmr }),
     }))
     const ccelPath = join(tmp.dir, 'CCEL')
-    writeFileSync(ccelPath, Buffer.from('CCEL-test-log'))
+    writeFileSync(ccelPath, ccel.log)
     const attester = createTdxAttester({ tsmRoot: kernel.root, fs: kernel, ccelPath })
     const evidence = (await attester.evidence(digest)) as { cc_eventlog: string; quote: string }
-    expect(Buffer.from(evidence.cc_eventlog, 'base64').toString()).toBe('CCEL-test-log')
+    expect(Buffer.from(evidence.cc_eventlog, 'base64').equals(ccel.log)).toBe(true)
     const verifier = createTdxVerifier({
       vendor: await loadVendorCertificates([writePem(tmp.dir, 'intel.pem', tdx.root.pem)]),
     })
-    await expect(verifier.verify(evidence, ctx)).resolves.toBeDefined()
+    const r = await verifier.verify(evidence, ctx)
+    expect((r.claims as { ccel: unknown[] }).ccel).toHaveLength(1)
     const noLog = createTdxAttester({ tsmRoot: kernel.root, fs: kernel, ccelPath: join(tmp.dir, 'none') })
     expect(((await noLog.evidence(digest)) as { cc_eventlog: unknown }).cc_eventlog).toBeNull()
   })
