@@ -60,7 +60,16 @@ export function isSelfSigned(cert: X509Certificate): boolean {
 }
 
 /** Reads PEM (one or many certificates) or DER files and sorts roots from intermediates. */
-export async function loadVendorCertificates(paths: readonly string[]): Promise<VendorCertificates> {
+export async function loadVendorCertificates(
+  paths: readonly string[],
+  owner = 'the verifier',
+): Promise<VendorCertificates> {
+  if (paths.length === 0) {
+    throw new CofferError(
+      'ERR_CONFIG_INVALID',
+      `${owner} has no vendorRoots configured: it trusts no hardware`,
+    )
+  }
   const roots: X509Certificate[] = []
   const intermediates: X509Certificate[] = []
   for (const path of paths) {
@@ -136,4 +145,21 @@ export function verifyCertificatePath(
   for (const [i, c] of full.entries())
     if (!isValidAt(c, now)) fail(`certificate ${i} is expired or not yet valid`)
   return full
+}
+
+/** Vendor certificates, or how to load them on first use. */
+export type VendorCertificateSource = VendorCertificates | (() => Promise<VendorCertificates>)
+
+/**
+ * Loads vendor certificates once and keeps them; a failed load (a file not there yet) is not
+ * kept, so the next verification tries again.
+ */
+export function cachedVendorCertificates(source: VendorCertificateSource): () => Promise<VendorCertificates> {
+  if (typeof source !== 'function') return () => Promise.resolve(source)
+  let pending: Promise<VendorCertificates> | undefined
+  return () =>
+    (pending ??= source().catch((err: unknown) => {
+      pending = undefined
+      throw err
+    }))
 }

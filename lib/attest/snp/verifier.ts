@@ -2,7 +2,7 @@ import { CofferError } from '../../util/errors.js'
 import { fitReportData } from '../report-data.js'
 import { bytesEqual } from '../reference-check.js'
 import type { Verifier, VerifierResult, VerifyContext } from '../types.js'
-import type { VendorCertificates } from '../vendor-certs.js'
+import { cachedVendorCertificates, type VendorCertificateSource } from '../vendor-certs.js'
 import { appraiseSnp, snpClaims } from './claims.js'
 import { checkEndorsedTcb, verifySnpEndorsement } from './endorsement.js'
 import { parseSnpEvidence } from './evidence.js'
@@ -11,7 +11,7 @@ import { verifySnpReportSignature } from './report-signature.js'
 
 export interface SnpVerifierOptions {
   /** AMD ARKs (self-signed) and ASK/ASVK intermediates, e.g. from `loadVendorCertificates`. */
-  readonly vendor: VendorCertificates | (() => Promise<VendorCertificates>)
+  readonly vendor: VendorCertificateSource
   /** The clock certificate validity is checked against (tests inject one). */
   readonly now?: () => Date
 }
@@ -23,17 +23,17 @@ export interface SnpVerifierOptions {
  */
 export function createSnpVerifier(options: SnpVerifierOptions): Verifier {
   const now = options.now ?? (() => new Date())
-  let vendor: Promise<VendorCertificates> | undefined
-  const vendorCerts = () =>
-    (vendor ??= typeof options.vendor === 'function' ? options.vendor() : Promise.resolve(options.vendor))
+  const vendorCerts = cachedVendorCertificates(options.vendor)
 
   return {
     tee: 'snp',
     async verify(evidence: unknown, ctx: VerifyContext): Promise<VerifierResult> {
+      // === trust material first: an unconfigured verifier refuses everything (ERR_CONFIG_INVALID)
+      const vendor = await vendorCerts()
       // === shape, sizes, version: ERR_ATTEST_EVIDENCE_INVALID
       const { report, reportBytes, certChain } = parseSnpEvidence(evidence)
       // === VEK ← ASK ← ARK, the ARK one of the configured roots
-      const endorsement = verifySnpEndorsement(certChain, await vendorCerts(), now())
+      const endorsement = verifySnpEndorsement(certChain, vendor, now())
       // === the VEK signed exactly these bytes
       verifySnpReportSignature(reportBytes, report, endorsement.vek.publicKey)
       // === the VEK was issued for this chip and TCB

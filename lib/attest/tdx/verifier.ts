@@ -2,7 +2,7 @@ import { CofferError } from '../../util/errors.js'
 import { fitReportData } from '../report-data.js'
 import { bytesEqual } from '../reference-check.js'
 import type { Verifier, VerifierResult, VerifyContext } from '../types.js'
-import type { VendorCertificates } from '../vendor-certs.js'
+import { cachedVendorCertificates, type VendorCertificateSource } from '../vendor-certs.js'
 import { appraiseTdx, tdxClaims } from './claims.js'
 import { ccelClaims, parseCcel, replayRtmrs } from './ccel.js'
 import { parseTdxEvidence } from './evidence.js'
@@ -10,7 +10,7 @@ import { verifyPckChain, verifyTdxQuoteSignatures } from './quote-signature.js'
 
 export interface TdxVerifierOptions {
   /** The Intel SGX root CA (self-signed), e.g. from `loadVendorCertificates`. */
-  readonly vendor: VendorCertificates | (() => Promise<VendorCertificates>)
+  readonly vendor: VendorCertificateSource
   /** The clock certificate validity is checked against (tests inject one). */
   readonly now?: () => Date
 }
@@ -26,17 +26,17 @@ const MR_CONFIG_ID_SIZE = 48
  */
 export function createTdxVerifier(options: TdxVerifierOptions): Verifier {
   const now = options.now ?? (() => new Date())
-  let vendor: Promise<VendorCertificates> | undefined
-  const vendorCerts = () =>
-    (vendor ??= typeof options.vendor === 'function' ? options.vendor() : Promise.resolve(options.vendor))
+  const vendorCerts = cachedVendorCertificates(options.vendor)
 
   return {
     tee: 'tdx',
     async verify(evidence: unknown, ctx: VerifyContext): Promise<VerifierResult> {
+      // === trust material first: an unconfigured verifier refuses everything (ERR_CONFIG_INVALID)
+      const { roots } = await vendorCerts()
       // === shape, sizes, header: ERR_ATTEST_EVIDENCE_INVALID
       const { quote, ccEventlog } = parseTdxEvidence(evidence)
       // === PCK ← intermediate ← Intel root (configured)
-      const [pck] = verifyPckChain(quote, (await vendorCerts()).roots, now())
+      const [pck] = verifyPckChain(quote, roots, now())
       // === QE report, attestation-key binding, quote signature
       verifyTdxQuoteSignatures(quote, pck!)
       // === the event log, when sent, must replay to the quoted RTMRs (trustee `replay_and_match`)

@@ -10,7 +10,11 @@ import type { Registration } from '../../../lib/util/registry.js'
 
 export { createSnpAttester } from '../../../lib/attest/snp/attester.js'
 
-export const SnpAttesterSettings = z.strictObject({
+/**
+ * Loose on purpose: attester selection hands every attester the same `--attester-opt` settings,
+ * so keys meant for another attester are ignored, not refused.
+ */
+export const SnpAttesterSettings = z.object({
   devicePath: z.string().min(1).optional(),
   tsmRoot: z.string().min(1).optional(),
 })

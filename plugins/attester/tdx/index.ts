@@ -10,7 +10,11 @@ import type { Registration } from '../../../lib/util/registry.js'
 
 export { createTdxAttester } from '../../../lib/attest/tdx/attester.js'
 
-export const TdxAttesterSettings = z.strictObject({
+/**
+ * Loose on purpose: attester selection hands every attester the same `--attester-opt` settings,
+ * so keys meant for another attester are ignored, not refused.
+ */
+export const TdxAttesterSettings = z.object({
   devicePath: z.string().min(1).optional(),
   tsmRoot: z.string().min(1).optional(),
 })

@@ -13,8 +13,21 @@ import type { Registration } from '../../../lib/util/registry.js'
 
 export { createSnpVerifier } from '../../../lib/attest/snp/verifier.js'
 
+/**
+ * `vendorRoots`: file paths (a list, or one path). Optional, because the KBS builds every
+ * built-in verifier even when its TEE is not configured; such a verifier then refuses all
+ * evidence with ERR_CONFIG_INVALID instead of failing the server's start.
+ */
 export const SnpVerifierSettings = z.strictObject({
-  vendorRoots: z.array(z.string().min(1)).min(1),
+  vendorRoots: z
+    .union([
+      z
+        .string()
+        .min(1)
+        .transform((p) => [p]),
+      z.array(z.string().min(1)),
+    ])
+    .default([]),
 })
 
 /** `verifier.v1/snp`. Vendor files are read on first use, then kept. */
@@ -23,6 +36,6 @@ export const plugin: Registration<Verifier, PluginSettings> = {
   name: 'snp',
   init: (settings) => {
     const s = parsePluginSettings(SnpVerifierSettings, settings, 'snp verifier')
-    return createSnpVerifier({ vendor: () => loadVendorCertificates(s.vendorRoots) })
+    return createSnpVerifier({ vendor: () => loadVendorCertificates(s.vendorRoots, 'snp verifier') })
   },
 }

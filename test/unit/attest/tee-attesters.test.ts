@@ -260,23 +260,42 @@ describe('snp/tdx plugin registrations', () => {
   })
 
   it.each([
-    ['snp', {}],
-    ['snp', { vendorRoots: [] }],
-    ['tdx', { vendorRoots: 'root.pem' }],
+    ['snp', { vendorRoots: [''] }],
+    ['tdx', { vendorRoots: 7 }],
     ['tdx', { vendorRoots: ['a.pem'], extra: 1 }],
   ])('refuses %s verifier settings %j with ERR_CONFIG_INVALID', (name, settings) => {
     const r = registry.get<Verifier, Record<string, unknown>>(VERIFIER_POINT, name)
     expect(() => r.init(settings)).toThrow(expect.objectContaining({ code: 'ERR_CONFIG_INVALID' }))
   })
 
-  it('attesters take optional device and configfs paths and refuse unknown settings', async () => {
+  it('builds without vendorRoots (the KBS builds every verifier) but then refuses all evidence', async () => {
+    for (const name of ['snp', 'tdx']) {
+      const v = registry.get<Verifier, Record<string, unknown>>(VERIFIER_POINT, name).init({})
+      await expect(v.verify({}, ctx)).rejects.toMatchObject({ code: 'ERR_CONFIG_INVALID' })
+    }
+  })
+
+  it('takes one vendor root path as a string', async () => {
+    const tdx = makeTdxPki()
+    const v = registry
+      .get<Verifier, Record<string, unknown>>(VERIFIER_POINT, 'tdx')
+      .init({ vendorRoots: writePem(tmp.dir, 'one-root.pem', tdx.root.pem) })
+    const quote = buildTdxQuote({
+      pck: tdx.pck,
+      chainPem: tdx.chainPem,
+      reportData: Buffer.concat([digest, Buffer.alloc(16)]),
+    })
+    await expect(v.verify({ quote: quote.toString('base64') }, ctx)).resolves.toBeDefined()
+  })
+
+  it("attesters take optional device and configfs paths and ignore other attesters' keys", async () => {
     const a = registry
       .get<Attester, Record<string, unknown>>(ATTESTER_POINT, 'snp')
-      .init({ devicePath: join(tmp.dir, 'x') })
+      .init({ devicePath: join(tmp.dir, 'x'), tcti: 'swtpm:port=2321' })
     expect(a.tee).toBe('snp')
     expect(await a.detect()).toBe(false)
     expect(() =>
-      registry.get<Attester, Record<string, unknown>>(ATTESTER_POINT, 'tdx').init({ device: '/dev/x' }),
+      registry.get<Attester, Record<string, unknown>>(ATTESTER_POINT, 'tdx').init({ tsmRoot: 5 }),
     ).toThrow(expect.objectContaining({ code: 'ERR_CONFIG_INVALID' }))
   })
 })

@@ -1,7 +1,11 @@
 import { writeFileSync } from 'node:fs'
 import { join } from 'node:path'
 import { afterAll, describe, expect, it } from 'vitest'
-import { loadVendorCertificates, verifyCertificatePath } from '../../../lib/attest/vendor-certs.js'
+import {
+  cachedVendorCertificates,
+  loadVendorCertificates,
+  verifyCertificatePath,
+} from '../../../lib/attest/vendor-certs.js'
 import { makeTestCert } from '../../helpers/test-ca.js'
 import { tempDir } from '../../helpers/tee-reports.js'
 
@@ -59,5 +63,19 @@ describe('vendor certificate files', () => {
     ]
     for (const f of fails)
       expect(f).toThrow(expect.objectContaining({ code: 'ERR_ATTEST_VERIFICATION_FAILED' }))
+  })
+
+  it('loads once, and tries again after a failed load (a file that appears later)', async () => {
+    const path = join(tmp.dir, 'late.pem')
+    let loads = 0
+    const get = cachedVendorCertificates(() => {
+      loads++
+      return loadVendorCertificates([path])
+    })
+    await expect(get()).rejects.toMatchObject({ code: 'ERR_CONFIG_INVALID' })
+    writeFileSync(path, root.pem)
+    const first = await get()
+    expect(await get()).toBe(first)
+    expect(loads).toBe(2)
   })
 })
