@@ -15,7 +15,11 @@ import { plugin as pgp } from './keywrap/pgp/index.js'
 import { plugin as pkcs7 } from './keywrap/pkcs7/index.js'
 import { loadProviderKeyWrappers } from './keywrap/provider/index.js'
 import { plugin as sampleAttester } from './attester/sample/index.js'
+import { plugin as snpAttester } from './attester/snp/index.js'
+import { plugin as tdxAttester } from './attester/tdx/index.js'
 import { plugin as sampleVerifier } from './verifier/sample/index.js'
+import { plugin as snpVerifier } from './verifier/snp/index.js'
+import { plugin as tdxVerifier } from './verifier/tdx/index.js'
 
 export const KEYWRAP_POINT = 'keywrap.v1'
 
@@ -24,8 +28,13 @@ export const builtins: readonly Registration<unknown, never>[] = [
   pkcs7,
   pgp,
   kbs,
+  // Attesters in detection order; sample is never detected.
+  tdxAttester,
+  snpAttester,
   sampleAttester,
   sampleVerifier,
+  snpVerifier,
+  tdxVerifier,
 ] as Registration<unknown, never>[]
 
 const registry = createRegistry(builtins)
