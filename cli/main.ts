@@ -295,6 +295,35 @@ kbs
     run(opts, async (ctx) => (await import('./commands/kbs.js')).kbsServeCommand(opts, ctx)),
   )
 
+kbsClientFlags(
+  kbs
+    .command('apply-manifest')
+    .description(
+      'Apply a workload manifest: workloads named by what they run, the resources each may get, and secrets the KBS generates that no administrator sees (admin API).',
+    )
+    .argument('<file>', 'manifest JSON (see docs/kbs.md)')
+    .addHelpText(
+      'after',
+      `
+Example manifest:
+  {"version": "coffer.dev/kbs-manifest/v1",
+   "workloads": {"web": {"tee": "tpm", "claims": {"pcrs.11": ["9f86..."]},
+                         "resources": ["default/key/web"]}},
+   "secrets": {"default/key/web": {"type": "symmetric-key", "bits": 256}}}
+It replaces the resource policy; generated secrets are never replaced or shown.`,
+    ),
+  true,
+).action((file: string, opts: Record<string, unknown>) =>
+  run(opts, async (ctx) => (await import('./commands/kbs.js')).kbsApplyManifestCommand(file, opts, ctx)),
+)
+
+kbsClientFlags(
+  kbs.command('get-manifest').description('Print the applied workload manifest (admin API).'),
+  true,
+).action((opts: Record<string, unknown>) =>
+  run(opts, async (ctx) => (await import('./commands/kbs.js')).kbsGetManifestCommand(opts, ctx)),
+)
+
 kbs
   .command('master-key')
   .description('Create the master key of the sealed store (32 random bytes, mode 0600; never overwrites).')

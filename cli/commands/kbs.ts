@@ -225,3 +225,30 @@ export async function kbsMasterKeyCommand(opts: Record<string, unknown>, ctx: Co
     `Wrote ${out} (32 bytes, mode 0600): keep a copy apart from the store; without it nothing sealed can be read`,
   )
 }
+
+/** `coffer kbs apply-manifest FILE`: checked locally, then applied; prints generated secrets' public keys. */
+export async function kbsApplyManifestCommand(
+  file: string,
+  opts: Record<string, unknown>,
+  ctx: CommandContext,
+): Promise<void> {
+  const text = (await readInput(file)).toString('utf8')
+  const { parseManifest, manifestPolicy } = await import('../../lib/kbs/manifest.js')
+  manifestPolicy(parseManifest(text))
+  const out = await withAdmin(opts, (admin) => admin.applyManifest(text, { signal: ctx.signal }))
+  ctx.emit(out)
+  ctx.say(
+    `Manifest applied: ${out.workloads.length} workloads; generated ${out.generated.length ? out.generated.map((p) => `kbs:///${p}`).join(', ') : 'nothing new'}`,
+  )
+  for (const [path, pem] of Object.entries(out.publicKeys))
+    ctx.say(`\nPublic key of kbs:///${path}:\n${pem.trimEnd()}`)
+}
+
+export async function kbsGetManifestCommand(
+  opts: Record<string, unknown>,
+  ctx: CommandContext,
+): Promise<void> {
+  const manifest = await withAdmin(opts, (admin) => admin.getManifest({ signal: ctx.signal }))
+  if (ctx.json) ctx.emit({ manifest })
+  else process.stdout.write(`${JSON.stringify(manifest, null, 2)}\n`)
+}

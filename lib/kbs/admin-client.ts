@@ -91,6 +91,25 @@ export class KbsAdminClient {
     return this.call('GET', `/kbs/v0/reference-value/${encodeURIComponent(name)}`, undefined, undefined, io)
   }
 
+  /** Applies a workload manifest; the answer names generated secrets and their public keys. */
+  async applyManifest(
+    text: string,
+    io: Io = {},
+  ): Promise<{ workloads: string[]; generated: string[]; publicKeys: Record<string, string> }> {
+    const out = (await this.call('POST', '/kbs/v0/manifest', text, 'application/json', io)) as {
+      workloads?: unknown
+      generated?: unknown
+      publicKeys?: unknown
+    }
+    if (!Array.isArray(out?.workloads) || !Array.isArray(out.generated) || typeof out.publicKeys !== 'object')
+      throw new CofferError('ERR_KBS_PROTOCOL', 'unexpected answer to a manifest')
+    return out as { workloads: string[]; generated: string[]; publicKeys: Record<string, string> }
+  }
+
+  async getManifest(io: Io = {}): Promise<unknown> {
+    return this.call('GET', '/kbs/v0/manifest', undefined, undefined, io)
+  }
+
   async close(): Promise<void> {
     await this.http.close()
   }

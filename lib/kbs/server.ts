@@ -21,6 +21,7 @@ import { AttestationService } from './attestation-service.js'
 import { teePubKeyOf, verifyEarToken, type EarClaims, type TokenSigner } from './ear-token.js'
 import { KbsError, toKbsError } from './kbs-error.js'
 import { parseKbsPath, type KbsPath } from './kbs-path.js'
+import { generateSecret, manifestPolicy, parseManifest } from './manifest.js'
 import { createKbsMetrics, type KbsMetrics } from './metrics.js'
 import {
   AttestationSchema,
@@ -38,6 +39,11 @@ import { SESSION_ID, SessionStore } from './sessions.js'
 import type { KbsStore } from './store.js'
 
 export const RESOURCE_POLICY_KEY = 'resource-policy'
+const MANIFEST_KEY = 'manifest'
+/** Resources the KBS generated from the manifest: locked against the admin API. */
+const GENERATED_SECRETS_KEY = 'manifest-generated'
+/** Public halves of generated key pairs, path → PEM: shown to administrators, who never see the private ones. */
+const PUBLIC_KEYS_KEY = 'manifest-public-keys'
 
 export interface KbsAppOptions {
   /** Resources, policy and reference values. */
@@ -225,6 +231,7 @@ export async function createKbsApp(o: KbsAppOptions): Promise<FastifyInstance & 
   const putResource: Handler = async (req, _reply, path) => {
     await admin(req)
     const [repository, type, tag] = resourcePathOf(path)
+    await refuseIfGenerated(`${repository}/${type}/${tag}`)
     const body = req.body
     if (!Buffer.isBuffer(body))
       throw new KbsError('SerdeError', 'the resource must be sent as the request body')
@@ -236,6 +243,7 @@ export async function createKbsApp(o: KbsAppOptions): Promise<FastifyInstance & 
   const deleteResource: Handler = async (req, _reply, path) => {
     await admin(req)
     const [repository, type, tag] = resourcePathOf(path)
+    await refuseIfGenerated(`${repository}/${type}/${tag}`)
     if (!(await o.store.delete('resource', `${repository}/${type}/${tag}`)))
       throw new KbsError('ResourceNotFound', `resource ${repository}/${type}/${tag} does not exist`)
     req.log.info({ resource: `${repository}/${type}/${tag}` }, 'resource deleted')
@@ -295,6 +303,75 @@ export async function createKbsApp(o: KbsAppOptions): Promise<FastifyInstance & 
     return v
   }
 
+  // ---- workload manifest (admin) ----
+
+  const applyManifest: Handler = async (req) => {
+    await admin(req)
+    const body = req.body
+    if (!Buffer.isBuffer(body))
+      throw new KbsError('SerdeError', 'the manifest must be sent as the request body')
+    let manifest, policy
+    try {
+      manifest = parseManifest(body.toString('utf8'))
+      policy = manifestPolicy(manifest)
+    } catch (err) {
+      throw toKbsError(err, 'ParsePolicyError')
+    }
+    const locked = new Set(await generatedSecrets())
+    const publicKeys = await storedJson<Record<string, string>>(PUBLIC_KEYS_KEY, {})
+    const generated: string[] = []
+    for (const [path, spec] of Object.entries(manifest.secrets)) {
+      const secret = generateSecret(spec)
+      // Never replaces: a secret generated once stays what every workload already got.
+      if (await o.store.putIfAbsent('resource', path, secret.value)) {
+        generated.push(path)
+        if (secret.publicKey) publicKeys[path] = secret.publicKey
+        else delete publicKeys[path]
+      } else if (!locked.has(path)) {
+        throw new KbsError(
+          'ParsePolicyError',
+          `secret ${path} already exists as an ordinary resource: delete it first, or name the secret differently`,
+        )
+      }
+      locked.add(path)
+    }
+    await o.store.put('policy', PUBLIC_KEYS_KEY, Buffer.from(JSON.stringify(publicKeys)))
+    await o.store.put('policy', GENERATED_SECRETS_KEY, Buffer.from(JSON.stringify([...locked].sort())))
+    await o.store.put('policy', MANIFEST_KEY, body)
+    await o.store.put('policy', RESOURCE_POLICY_KEY, Buffer.from(JSON.stringify(policy)))
+    req.log.info({ workloads: Object.keys(manifest.workloads), generated }, 'manifest applied')
+    const shown = Object.fromEntries(
+      Object.keys(manifest.secrets)
+        .filter((p) => publicKeys[p])
+        .map((p) => [p, publicKeys[p]!]),
+    )
+    return { workloads: Object.keys(manifest.workloads), generated, publicKeys: shown, policy }
+  }
+
+  const getManifest: Handler = async (req) => {
+    await admin(req)
+    const raw = await o.store.get('policy', MANIFEST_KEY)
+    if (!raw) throw new KbsError('ResourceNotFound', 'no manifest has been applied')
+    return JSON.parse(Buffer.from(raw).toString('utf8')) as unknown
+  }
+
+  async function storedJson<T>(key: string, fallback: T): Promise<T> {
+    const raw = await o.store.get('policy', key)
+    return raw ? (JSON.parse(Buffer.from(raw).toString('utf8')) as T) : fallback
+  }
+
+  async function generatedSecrets(): Promise<string[]> {
+    return storedJson<string[]>(GENERATED_SECRETS_KEY, [])
+  }
+
+  async function refuseIfGenerated(path: string): Promise<void> {
+    if ((await generatedSecrets()).includes(path))
+      throw new KbsError(
+        'AdminAuthAccess',
+        `resource ${path} was generated by the KBS from the manifest and cannot be replaced or deleted`,
+      )
+  }
+
   const routes: Record<string, Partial<Record<string, Handler>>> = {
     auth: { POST: auth },
     attest: { POST: attest },
@@ -302,6 +379,7 @@ export async function createKbsApp(o: KbsAppOptions): Promise<FastifyInstance & 
     resources: { GET: listResources },
     'resource-policy': { POST: setPolicy, GET: getPolicy },
     'reference-value': { POST: setReferenceValues, GET: getReferenceValue },
+    manifest: { POST: applyManifest, GET: getManifest },
   }
 
   app.route({
