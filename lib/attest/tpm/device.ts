@@ -37,23 +37,38 @@ export async function handleExists(t: TpmTarget, handle: number): Promise<boolea
   }
 }
 
-/** The public part of the key at `handle` as DER SubjectPublicKeyInfo (`tpm2_readpublic -f der`). */
-export async function readPublicDer(t: TpmTarget, handle: number): Promise<Uint8Array> {
+/** A key's public part as `tpm2_readpublic` reports it. */
+export interface KeyPublic {
+  /** DER SubjectPublicKeyInfo (`-f der`). */
+  readonly der: Uint8Array
+  /** The signing scheme fixed in the key (`rsassa`, `rsapss`, `ecdsa`), if any. */
+  readonly scheme?: string
+}
+
+/** The public part of the key at `handle`. */
+export async function readPublic(t: TpmTarget, handle: number): Promise<KeyPublic> {
   return withTempDir(async (dir) => {
     const out = join(dir, 'key.der')
-    await runTpm2Tool('tpm2_readpublic', ['-c', handleArg(handle), '-f', 'der', '-o', out], t)
-    return readOutput(out, MAX_TPM_AK_PUBLIC_BYTES, 'tpm2_readpublic output')
+    const { stdout } = await runTpm2Tool(
+      'tpm2_readpublic',
+      ['-c', handleArg(handle), '-f', 'der', '-o', out],
+      t,
+    )
+    const der = await readOutput(out, MAX_TPM_AK_PUBLIC_BYTES, 'tpm2_readpublic output')
+    // The YAML on stdout is the only place tpm2-tools reports the scheme: "scheme:\n  value: rsapss".
+    const scheme = /^scheme:\s*\n\s+value:\s*([a-z0-9]+)/m.exec(stdout)?.[1]
+    return scheme && scheme !== 'null' ? { der, scheme } : { der }
   })
 }
 
 /**
- * TPM2_Quote with the AK at `akHandle` over the sha256 PCRs `pcrs`, with `qualifyingData`
- * (exactly QUALIFYING_DATA_SIZE bytes) as extraData. `-F values` makes tpm2_quote write the
+ * TPM2_Quote with the AK at `akHandle` (whose fixed signing scheme is `scheme`, if any) over the
+ * sha256 PCRs `pcrs`, with `qualifyingData` (exactly QUALIFYING_DATA_SIZE bytes) as extraData. `-F values` makes tpm2_quote write the
  * PCR values it read for this quote as raw concatenated digests in selection order.
  */
 export async function quote(
   t: TpmTarget,
-  q: { akHandle: number; pcrs: readonly number[]; qualifyingData: Uint8Array },
+  q: { akHandle: number; pcrs: readonly number[]; qualifyingData: Uint8Array; scheme?: string },
 ): Promise<RawQuote> {
   if (q.qualifyingData.length !== QUALIFYING_DATA_SIZE) {
     throw new CofferError('ERR_INTERNAL', `qualifying data must be ${QUALIFYING_DATA_SIZE} bytes`)
@@ -77,6 +92,9 @@ export async function quote(
         ['-l', `sha256:${pcrs.join(',')}`],
         ['-q', Buffer.from(q.qualifyingData).toString('hex')],
         ['-g', 'sha256'],
+        // Without --scheme tpm2_quote asks for the key type's default (RSASSA for RSA), which a
+        // key with another fixed scheme (RSAPSS) refuses with TPM_RC_SCHEME.
+        q.scheme ? [`--scheme=${q.scheme}`] : [],
         ['-m', msg, '-s', sig, '-o', vals, '-F', 'values'],
       ].flat(),
       t,

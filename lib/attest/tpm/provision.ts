@@ -1,6 +1,6 @@
 import { join } from 'node:path'
 import { DEFAULT_AK_HANDLE, DEFAULT_EK_HANDLE } from './constants.js'
-import { handleExists, readPublicDer, withTempDir, type TpmTarget } from './device.js'
+import { handleExists, readPublic, withTempDir, type TpmTarget } from './device.js'
 import { handleArg, runTpm2Tool } from './tpm2-tools.js'
 
 export interface ProvisionAkOptions {
@@ -36,7 +36,7 @@ export async function provisionAk(t: TpmTarget, o: ProvisionAkOptions = {}): Pro
   const scheme = o.scheme ?? (keyType === 'rsa' ? 'rsassa' : 'ecdsa')
 
   if (await handleExists(t, akHandle)) {
-    if (!o.replace) return { akPublicDer: await readPublicDer(t, akHandle), created: false }
+    if (!o.replace) return { akPublicDer: (await readPublic(t, akHandle)).der, created: false }
     await runTpm2Tool('tpm2_evictcontrol', ['-Q', '-C', 'o', '-c', handleArg(akHandle)], t)
   }
   if (!(await handleExists(t, ekHandle))) {
@@ -44,12 +44,20 @@ export async function provisionAk(t: TpmTarget, o: ProvisionAkOptions = {}): Pro
   }
   await withTempDir(async (dir) => {
     const ctx = join(dir, 'ak.ctx')
-    await runTpm2Tool(
-      'tpm2_createak',
-      ['-Q', '-C', handleArg(ekHandle), '-c', ctx, '-G', keyType, '-g', 'sha256', '-s', scheme],
-      t,
-    )
-    await runTpm2Tool('tpm2_evictcontrol', ['-Q', '-C', 'o', '-c', ctx, handleArg(akHandle)], t)
+    try {
+      await runTpm2Tool(
+        'tpm2_createak',
+        ['-Q', '-C', handleArg(ekHandle), '-c', ctx, '-G', keyType, '-g', 'sha256', '-s', scheme],
+        t,
+      )
+      await runTpm2Tool('tpm2_evictcontrol', ['-Q', '-C', 'o', '-c', ctx, handleArg(akHandle)], t)
+    } finally {
+      // tpm2_createak and tpm2_evictcontrol leave the AK loaded as a transient object. Behind the
+      // kernel's resource manager (/dev/tpmrm0) it goes away with the connection; talking to the
+      // TPM directly (swtpm, /dev/tpm0) it stays, and after two provisionings the TPM is out of
+      // object slots (TPM_RC_OBJECT_MEMORY). Nothing else can be using transients then, so flush all.
+      await runTpm2Tool('tpm2_flushcontext', ['-t'], t)
+    }
   })
-  return { akPublicDer: await readPublicDer(t, akHandle), created: true }
+  return { akPublicDer: (await readPublic(t, akHandle)).der, created: true }
 }

@@ -50,13 +50,24 @@ export function parseTpmSignature(bytes: Uint8Array): TpmSignature {
 
 /** Parses a DER SubjectPublicKeyInfo; anything else is ERR_ATTEST_EVIDENCE_INVALID. */
 export function parseAkPublic(der: Uint8Array): KeyObject {
+  let key: KeyObject
   try {
-    return createPublicKey({ key: Buffer.from(der), format: 'der', type: 'spki' })
+    key = createPublicKey({ key: Buffer.from(der), format: 'der', type: 'spki' })
   } catch (cause) {
     throw new CofferError('ERR_ATTEST_EVIDENCE_INVALID', 'ak_public is not a DER SubjectPublicKeyInfo', {
       cause,
     })
   }
+  // OpenSSL is lenient: e.g. RSA parameters sent as an empty OCTET STRING instead of NULL parse as
+  // the same key. Such a variant would verify the quote under a different fingerprint, so only
+  // the canonical encoding is accepted: the fingerprint then names exactly one key.
+  if (!key.export({ format: 'der', type: 'spki' }).equals(Buffer.from(der))) {
+    throw new CofferError(
+      'ERR_ATTEST_EVIDENCE_INVALID',
+      'ak_public is not a canonical DER SubjectPublicKeyInfo',
+    )
+  }
+  return key
 }
 
 /** Bytes of one ECDSA coordinate for the curves a TPM AK can use. */

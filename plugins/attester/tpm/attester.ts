@@ -1,5 +1,5 @@
 import { INIT_DATA_PCR, QUALIFYING_DATA_SIZE, SHA256_PCR_SIZE } from '../../../lib/attest/tpm/constants.js'
-import { extendPcr, handleExists, quote, readPublicDer } from '../../../lib/attest/tpm/device.js'
+import { extendPcr, handleExists, quote, readPublic } from '../../../lib/attest/tpm/device.js'
 import type { TpmEvidence } from '../../../lib/attest/tpm/evidence.js'
 import { fitReportData } from '../../../lib/attest/report-data.js'
 import type { Attester } from '../../../lib/attest/types.js'
@@ -30,14 +30,15 @@ export class TpmAttester implements Attester {
   async evidence(reportData: Uint8Array, options: { signal?: AbortSignal } = {}): Promise<TpmEvidence> {
     throwIfAborted(options.signal)
     const t = { tcti: this.settings.tcti, signal: options.signal }
-    const akPublicDer = await readPublicDer(t, this.settings.akHandle)
+    const ak = await readPublic(t, this.settings.akHandle)
     const q = await quote(t, {
       akHandle: this.settings.akHandle,
+      scheme: ak.scheme,
       pcrs: this.settings.pcrs,
       qualifyingData: fitReportData(reportData, QUALIFYING_DATA_SIZE),
     })
     return {
-      ak_public: Buffer.from(akPublicDer).toString('base64'),
+      ak_public: Buffer.from(ak.der).toString('base64'),
       tpm_quote: {
         message: Buffer.from(q.message).toString('base64'),
         signature: Buffer.from(q.signature).toString('base64'),
