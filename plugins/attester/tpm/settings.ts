@@ -21,7 +21,7 @@ const settingsSchema = z
     tcti: z
       .string()
       .max(256)
-      .regex(/^[a-z0-9_-]+(:.*)?$/, 'a TCTI such as device:/dev/tpmrm0')
+      .regex(/^[a-z][a-z0-9_-]*(:.*)?$/, 'a TCTI such as device:/dev/tpmrm0')
       .default(DEFAULT_TCTI),
     /** Persistent handle of the AK (guest-components' AA_TPM_AK_HANDLE). */
     akHandle: handle.default(DEFAULT_AK_HANDLE),
