@@ -96,6 +96,14 @@ describe('tpm attester and verifier (swtpm)', () => {
     expect(await attesterPlugin.init({ tcti: 'swtpm:host=127.0.0.1,port=1' }).detect()).toBe(false)
   })
 
+  it('parallel evidence requests on a TPM without resource manager all succeed (runs are queued)', async () => {
+    const evs = await Promise.all([1, 2, 3, 4, 5, 6].map((i) => attA.evidence(reportData(`parallel ${i}`))))
+    for (const [i, ev] of evs.entries()) {
+      const rd = reportData(`parallel ${i + 1}`)
+      await expect(verifier.verify(ev, ctxFor(rd))).resolves.toBeDefined()
+    }
+  })
+
   it('provisioning is idempotent: the AK at the handle is kept unless replaced', async () => {
     const again = await provisionAk({ tcti: tpmA.tcti })
     expect(again.created).toBe(false)

@@ -27,10 +27,13 @@ export interface RawQuote {
   readonly pcrValues: readonly Uint8Array[]
 }
 
+/** How long `handleExists` waits: detection runs at start-up and must not hang on a stuck TPM. */
+const PROBE_TIMEOUT_MS = 5_000
+
 /** Whether a key lives at `handle` (false when the TPM does not answer too). Never throws. */
 export async function handleExists(t: TpmTarget, handle: number): Promise<boolean> {
   try {
-    await runTpm2Tool('tpm2_readpublic', ['-c', handleArg(handle)], t)
+    await runTpm2Tool('tpm2_readpublic', ['-c', handleArg(handle)], { ...t, timeoutMs: PROBE_TIMEOUT_MS })
     return true
   } catch {
     return false

@@ -22,6 +22,29 @@ export interface RunToolOptions extends Io {
  * message carries the tool's stderr, since that is the only place the TSS says what went wrong.
  */
 export function runTpm2Tool(tool: string, args: readonly string[], o: RunToolOptions): Promise<ToolOutput> {
+  return oneAtATime(o.tcti, () => spawnTool(tool, args, o))
+}
+
+/**
+ * The tail of the queue of runs per TCTI. Without a resource manager (swtpm, /dev/tpm0) the TPM
+ * has room for only a few sessions and objects; two tools at once fail with
+ * TPM_RC_SESSION_MEMORY (seen with six parallel quotes on swtpm). So this process runs one tool
+ * per TPM at a time. Other processes sharing a TPM need /dev/tpmrm0.
+ */
+const queues = new Map<string, Promise<unknown>>()
+
+function oneAtATime<T>(key: string, fn: () => Promise<T>): Promise<T> {
+  const prev = queues.get(key) ?? Promise.resolve()
+  const run = prev.then(fn, fn)
+  const tail = run.catch(() => undefined)
+  queues.set(key, tail)
+  void tail.then(() => {
+    if (queues.get(key) === tail) queues.delete(key)
+  })
+  return run
+}
+
+function spawnTool(tool: string, args: readonly string[], o: RunToolOptions): Promise<ToolOutput> {
   const timeoutMs = o.timeoutMs ?? TPM_TOOL_TIMEOUT_MS
   return new Promise((resolve, reject) => {
     const child = spawn(tool, ['-T', o.tcti, ...args], {

@@ -7,26 +7,31 @@ import { CofferError } from '../../../lib/util/errors.js'
 const PERSISTENT_MIN = 0x81000000
 const PERSISTENT_MAX = 0x81ffffff
 
+// Settings arrive as JSON from a config file or as strings from `--attester-opt KEY=VALUE`, so
+// each number also accepts its string form.
 const handle = z
-  .union([z.number().int(), z.string().regex(/^0x[0-9a-fA-F]{1,8}$/, 'a hex handle such as 0x81010002')])
-  .transform((v) => (typeof v === 'number' ? v : Number.parseInt(v.slice(2), 16)))
+  .union([
+    z.number().int(),
+    z.string().regex(/^(0x[0-9a-fA-F]{1,8}|[0-9]{1,10})$/, 'a handle such as 0x81010002'),
+  ])
+  .transform((v) => (typeof v === 'number' ? v : Number(v)))
   .refine(
     (v) => v >= PERSISTENT_MIN && v <= PERSISTENT_MAX,
     'not a persistent handle (0x81000000..0x81ffffff)',
   )
 
-const settingsSchema = z
-  .object({
-    /** TCTI as tpm2-tools' `-T` takes it: `device:/dev/tpmrm0`, `swtpm:host=…,port=…`, `mssim:…`. */
-    tcti: z
+/** `[0, 7, 11]`, `"0,7,11"` or `"all"`. */
+const pcrList = z
+  .union([
+    z.array(z.number().int()),
+    z.literal('all').transform(() => [...ALL_PCRS]),
+    z
       .string()
-      .max(256)
-      .regex(/^[a-z][a-z0-9_-]*(:.*)?$/, 'a TCTI such as device:/dev/tpmrm0')
-      .default(DEFAULT_TCTI),
-    /** Persistent handle of the AK (guest-components' AA_TPM_AK_HANDLE). */
-    akHandle: handle.default(DEFAULT_AK_HANDLE),
-    /** sha256-bank PCRs to quote; all 24 for trustee, whose verifier reads pcrs[8] as PCR 8. */
-    pcrs: z
+      .regex(/^\d{1,2}(,\d{1,2})*$/, 'PCR numbers such as 0,7,11, or all')
+      .transform((v) => v.split(',').map(Number)),
+  ])
+  .pipe(
+    z
       .array(
         z
           .number()
@@ -37,10 +42,23 @@ const settingsSchema = z
       .min(1)
       .max(PCR_COUNT)
       .refine((a) => new Set(a).size === a.length, 'PCRs listed twice')
-      .transform((a) => [...a].sort((x, y) => x - y))
-      .default([...ALL_PCRS]),
-  })
-  .strict()
+      .transform((a) => [...a].sort((x, y) => x - y)),
+  )
+
+// Not strict: the attester selection gives every candidate attester the same settings, so keys
+// meant for another TEE's attester must not make this one fail.
+const settingsSchema = z.object({
+  /** TCTI as tpm2-tools' `-T` takes it: `device:/dev/tpmrm0`, `swtpm:host=…,port=…`, `mssim:…`. */
+  tcti: z
+    .string()
+    .max(256)
+    .regex(/^[a-z][a-z0-9_-]*(:.*)?$/, 'a TCTI such as device:/dev/tpmrm0')
+    .default(DEFAULT_TCTI),
+  /** Persistent handle of the AK (guest-components' AA_TPM_AK_HANDLE). */
+  akHandle: handle.default(DEFAULT_AK_HANDLE),
+  /** sha256-bank PCRs to quote; all 24 for trustee, whose verifier reads pcrs[8] as PCR 8. */
+  pcrs: pcrList.default([...ALL_PCRS]),
+})
 
 export type TpmAttesterSettings = z.output<typeof settingsSchema>
 

@@ -28,6 +28,8 @@ export function appraiseAk(
     if (HEX_SHA256.test(v)) {
       if (v.toLowerCase() === fingerprint) return AR4SI.APPROVED
     } else if (BASE64.test(v) && v.length > 0) {
+      // Exact, never case-insensitive: among the case variants of a trusted key's base64 an
+      // attacker could find a prime "modulus", for which an RSA private key is trivial.
       if (v === ak.b64) return AR4SI.APPROVED
     } else {
       throw new CofferError(

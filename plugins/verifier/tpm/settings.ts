@@ -10,7 +10,15 @@ const settingsSchema = z
      * PEM public keys (files) of AKs the verifier trusts, like trustee's trusted_ak_keys_dir.
      * The reference value `tpm.trusted_ak` adds more at run time.
      */
-    trustedAkKeys: z.array(z.string().min(1)).max(1000).default([]),
+    trustedAkKeys: z
+      .union([
+        z
+          .string()
+          .min(1)
+          .transform((f) => [f]),
+        z.array(z.string().min(1)).max(1000),
+      ])
+      .default([]),
   })
   .strict()
 

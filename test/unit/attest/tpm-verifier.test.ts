@@ -227,19 +227,27 @@ describe('tpm plugin settings', () => {
     }
   })
 
-  it('attester: handles, PCR lists and TCTIs are validated', () => {
-    expect(() =>
-      attesterPlugin.init({ akHandle: '0x81010003', pcrs: [23, 0], tcti: 'swtpm:port=2321' }),
-    ).not.toThrow()
+  it('attester: handles, PCR lists and TCTIs are validated; numbers may come as strings (--attester-opt)', () => {
+    for (const ok of [
+      { akHandle: '0x81010003', pcrs: [23, 0], tcti: 'swtpm:port=2321' },
+      { akHandle: '2164326402', pcrs: '0,7,11' },
+      { pcrs: 'all' },
+      // keys for other attesters: selection hands every candidate the same settings
+      { unknown: true },
+    ]) {
+      expect(() => attesterPlugin.init(ok)).not.toThrow()
+    }
     for (const s of [
       { akHandle: 0x80000001 }, // transient, not persistent
-      { akHandle: '81010002' },
+      { akHandle: '81010002' }, // decimal, so not a persistent handle
+      { akHandle: '0x1' },
       { pcrs: [24] },
       { pcrs: [1, 1] },
       { pcrs: [] },
+      { pcrs: '0,,1' },
+      { pcrs: '1,1' },
       { tcti: '-x' },
       { tcti: 42 },
-      { unknown: true },
     ]) {
       expect(() => attesterPlugin.init(s)).toThrow(expect.objectContaining({ code: 'ERR_CONFIG_INVALID' }))
     }
