@@ -1,4 +1,4 @@
-import { generateKeyPairSync } from 'node:crypto'
+import { constants, generateKeyPairSync, sign } from 'node:crypto'
 import { describe, expect, it } from 'vitest'
 import { parseAkPublic, parseTpmSignature, verifyQuoteSignature } from '../../../lib/attest/tpm/signature.js'
 import { isCofferError } from '../../../lib/util/errors.js'
@@ -39,6 +39,17 @@ describe('TPMT_SIGNATURE parsing and quote signature verification', () => {
     expect(ok(rsa.publicKey, tpmSign(rsa.privateKey, 'rsapss', message))).toBe(true)
     expect(ok(p256.publicKey, tpmSign(p256.privateKey, 'ecdsa', message))).toBe(true)
     expect(ok(p384.publicKey, tpmSign(p384.privateKey, 'ecdsa', message, 0x000c))).toBe(true)
+  })
+
+  it('accepts RSAPSS with a digest-long salt (swtpm, FIPS 186-4) and with the maximum salt (older TPMs)', () => {
+    for (const saltLength of [32, constants.RSA_PSS_SALTLEN_MAX_SIGN]) {
+      const raw = sign('sha256', message, {
+        key: rsa.privateKey,
+        padding: constants.RSA_PKCS1_PSS_PADDING,
+        saltLength,
+      })
+      expect(ok(rsa.publicKey, marshalSignature('rsapss', 0x0b, raw))).toBe(true)
+    }
   })
 
   it('re-pads ECDSA r and s that the TPM sent without leading zeros', () => {
