@@ -247,7 +247,7 @@ describe('tpm attester and verifier (swtpm)', () => {
     })
   })
 
-  it('ECDSA P-256 and RSAPSS AKs are verified too', async () => {
+  it('ECDSA P-256 and RSAPSS AKs are verified too; a replaced AK is no longer trusted', async () => {
     const ecc = await provisionAk({ tcti: tpmB.tcti }, { akHandle: ECC_AK, keyType: 'ecc' })
     const pss = await provisionAk({ tcti: tpmB.tcti }, { akHandle: PSS_AK, keyType: 'rsa', scheme: 'rsapss' })
     for (const [handle, ak, alg] of [
@@ -264,6 +264,14 @@ describe('tpm attester and verifier (swtpm)', () => {
       const bad = { ...ev, tpm_quote: { ...ev.tpm_quote, message: flipB64(ev.tpm_quote.message, -1) } }
       await expectCode(verifier.verify(bad, ctxFor(rd)), 'ERR_ATTEST_VERIFICATION_FAILED')
     }
+    // replace: a new AK at the same handle, no longer the trusted one
+    const renewed = await provisionAk({ tcti: tpmB.tcti }, { akHandle: PSS_AK, replace: true })
+    expect(renewed.created).toBe(true)
+    expect(Buffer.from(renewed.akPublicDer).equals(Buffer.from(pss.akPublicDer))).toBe(false)
+    const rd = reportData('renewed')
+    const ev = (await attesterPlugin.init({ tcti: tpmB.tcti, akHandle: PSS_AK }).evidence(rd)) as TpmEvidence
+    const r = await verifier.verify(ev, ctxFor(rd, { 'tpm.trusted_ak': [sha256hex(pss.akPublicDer)] }))
+    expect(r.trust.hardware).toBe(AR4SI.CONTRAINDICATED)
   })
 
   it('a PCR subset is quoted and appraised; a reference for an unquoted PCR is UNRECOGNIZED', async () => {

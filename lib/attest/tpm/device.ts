@@ -66,8 +66,9 @@ export async function readPublic(t: TpmTarget, handle: number): Promise<KeyPubli
 
 /**
  * TPM2_Quote with the AK at `akHandle` (whose fixed signing scheme is `scheme`, if any) over the
- * sha256 PCRs `pcrs`, with `qualifyingData` (exactly QUALIFYING_DATA_SIZE bytes) as extraData. `-F values` makes tpm2_quote write the
- * PCR values it read for this quote as raw concatenated digests in selection order.
+ * sha256 PCRs `pcrs`, with `qualifyingData` (exactly QUALIFYING_DATA_SIZE bytes) as extraData.
+ * `-F values` makes tpm2_quote write the PCR values it read for this quote as raw concatenated
+ * digests in selection order.
  */
 export async function quote(
   t: TpmTarget,

@@ -15,7 +15,9 @@ const BASE64 = /^(?:[A-Za-z0-9+/]{4})*(?:[A-Za-z0-9+/]{2}==|[A-Za-z0-9+/]{3}=)?$
  * hardware: APPROVED only when the AK is trusted, by a `tpm.trusted_ak` reference value (the hex
  * sha256 of its DER SPKI, or, as trustee's `trusted_ak` holds it, the base64 DER itself) or by the
  * verifier's trustedAkKeys; otherwise CONTRAINDICATED, since anyone can make a valid quote with a
- * software TPM.
+ * software TPM. Whoever lists an AK vouches that it is a restricted signing key (tpm2_createak)
+ * of a TPM they trust: only such a key refuses to sign data that starts with TPM_GENERATED_VALUE,
+ * so only its signature proves the TPM made the quote.
  */
 export function appraiseAk(
   ak: { der: Uint8Array; b64: string },
