@@ -27,7 +27,10 @@ export class TpmAttester implements Attester {
    * `bindInitData` (guest-components' `bind_init_data`); extending PCR8 on every quote would make
    * its value depend on how many times the guest attested.
    */
-  async evidence(reportData: Uint8Array, options: { signal?: AbortSignal } = {}): Promise<TpmEvidence> {
+  async evidence(
+    reportData: Uint8Array,
+    options: { initDataDigest?: Uint8Array; signal?: AbortSignal } = {},
+  ): Promise<TpmEvidence> {
     throwIfAborted(options.signal)
     const t = { tcti: this.settings.tcti, signal: options.signal }
     const ak = await readPublic(t, this.settings.akHandle)
