@@ -3,7 +3,8 @@
  * quote, verify; then every way a quote can be wrong. Two swtpm instances stand for two machines.
  */
 import { createHash, createPublicKey } from 'node:crypto'
-import { mkdtemp, rm, writeFile } from 'node:fs/promises'
+import { execFileSync } from 'node:child_process'
+import { chmod, mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import fc from 'fast-check'
@@ -327,6 +328,47 @@ describe('tpm attester and verifier (swtpm)', () => {
     // A TPM whose PCR8 was never extended binds no init-data.
     const evA = (await attA.evidence(rd)) as TpmEvidence
     await expectCode(verifier.verify(evA, ctxFor(rd, {}, initData)), 'ERR_ATTEST_VERIFICATION_FAILED')
+  })
+
+  it('quotes again when the PCR values read do not match the quote (a PCR extended mid-quote)', async () => {
+    // A tpm2_quote in front of the real one that spoils the PCR values it writes for the first
+    // `limit` runs, as if a PCR had been extended between the quote and the read.
+    const real = execFileSync('sh', ['-c', 'command -v tpm2_quote']).toString().trim()
+    const bin = join(tmp, 'bin')
+    await mkdir(bin, { recursive: true })
+    const counter = join(tmp, 'quote-count')
+    const fake = join(bin, 'tpm2_quote')
+    const install = async (limit: number): Promise<void> => {
+      await rm(counter, { force: true })
+      await writeFile(
+        fake,
+        [
+          '#!/bin/sh',
+          `"${real}" "$@" || exit $?`,
+          `n=$(cat "${counter}" 2>/dev/null || echo 0); echo $((n+1)) > "${counter}"`,
+          `if [ "$n" -lt ${limit} ]; then`,
+          '  prev=; for a in "$@"; do [ "$prev" = -o ] && out=$a; prev=$a; done',
+          `  printf '\\377' | dd of="$out" bs=1 count=1 conv=notrunc 2>/dev/null`,
+          'fi',
+        ].join('\n'),
+      )
+      await chmod(fake, 0o755)
+    }
+    const path = process.env.PATH
+    process.env.PATH = `${bin}:${path}`
+    try {
+      await install(1)
+      const rd = reportData('retry')
+      const ev = (await attA.evidence(rd)) as TpmEvidence
+      expect(await readFile(counter, 'utf8')).toBe('2\n')
+      await expect(verifier.verify(ev, ctxFor(rd))).resolves.toBeDefined()
+
+      await install(99)
+      await expectCode(attA.evidence(rd), 'ERR_ATTEST_DEVICE_FAILED')
+      expect(await readFile(counter, 'utf8')).toBe('3\n')
+    } finally {
+      process.env.PATH = path
+    }
   })
 
   it('malformed reference values are ERR_ATTEST_REFERENCE_VALUES_INVALID', async () => {

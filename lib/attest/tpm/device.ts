@@ -1,3 +1,4 @@
+import { createHash } from 'node:crypto'
 import { mkdtemp, rm } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
@@ -5,6 +6,7 @@ import { CofferError } from '../../util/errors.js'
 import { readOptionalFileLimited, type Io } from '../../util/io.js'
 import { MAX_TPM_AK_PUBLIC_BYTES, MAX_TPM_ATTEST_BYTES, MAX_TPM_SIGNATURE_BYTES } from '../../util/limits.js'
 import { PCR_COUNT, QUALIFYING_DATA_SIZE, SHA256_PCR_SIZE } from './constants.js'
+import { parseQuoteAttest } from './quote-attest.js'
 import { handleArg, runTpm2Tool } from './tpm2-tools.js'
 
 /**
@@ -72,15 +74,54 @@ export async function readPublic(t: TpmTarget, handle: number): Promise<KeyPubli
  */
 export async function quote(
   t: TpmTarget,
-  q: { akHandle: number; pcrs: readonly number[]; qualifyingData: Uint8Array; scheme?: string },
+  opts: { akHandle: number; pcrs: readonly number[]; qualifyingData: Uint8Array; scheme?: string },
 ): Promise<RawQuote> {
-  if (q.qualifyingData.length !== QUALIFYING_DATA_SIZE) {
+  if (opts.qualifyingData.length !== QUALIFYING_DATA_SIZE) {
     throw new CofferError('ERR_INTERNAL', `qualifying data must be ${QUALIFYING_DATA_SIZE} bytes`)
   }
-  const pcrs = [...new Set(q.pcrs)].sort((a, b) => a - b)
+  const pcrs = [...new Set(opts.pcrs)].sort((a, b) => a - b)
   if (pcrs.length === 0 || pcrs.some((p) => !Number.isInteger(p) || p < 0 || p >= PCR_COUNT)) {
     throw new CofferError('ERR_INVALID_ARGUMENT', `PCR selection must be PCRs 0..${PCR_COUNT - 1}`)
   }
+  // A PCR extended between tpm2_quote's quote and its PCR read (a runtime measurement landing
+  // mid-quote) makes values that do not hash to the pcrDigest; a verifier would reject them, so
+  // quote again rather than send evidence that cannot pass.
+  for (let attempt = 1; ; attempt++) {
+    const q = await quoteOnce(t, { ...opts, pcrs })
+    if (pcrValuesMatch(q)) return q
+    if (attempt >= QUOTE_ATTEMPTS) {
+      throw new CofferError(
+        'ERR_ATTEST_DEVICE_FAILED',
+        `tpm2_quote's PCR values did not match its quote ${QUOTE_ATTEMPTS} times in a row (PCRs changing while quoting?)`,
+      )
+    }
+  }
+}
+
+const QUOTE_ATTEMPTS = 3
+
+/** Whether the PCR values hash to the pcrDigest in the quote (hash chosen by the digest's size). */
+function pcrValuesMatch(q: RawQuote): boolean {
+  let digest: Uint8Array
+  try {
+    digest = parseQuoteAttest(q.message).pcrDigest
+  } catch (cause) {
+    throw new CofferError('ERR_ATTEST_DEVICE_FAILED', 'tpm2_quote wrote a message that is not a quote', {
+      cause,
+    })
+  }
+  const hash = { 32: 'sha256', 48: 'sha384', 64: 'sha512' }[digest.length]
+  if (!hash) return false
+  const h = createHash(hash)
+  for (const v of q.pcrValues) h.update(v)
+  return h.digest().equals(digest)
+}
+
+async function quoteOnce(
+  t: TpmTarget,
+  q: { akHandle: number; pcrs: readonly number[]; qualifyingData: Uint8Array; scheme?: string },
+): Promise<RawQuote> {
+  const pcrs = q.pcrs
   return withTempDir(async (dir) => {
     const [msg, sig, vals] = ['quote.msg', 'quote.sig', 'quote.pcrs'].map((f) => join(dir, f)) as [
       string,
