@@ -394,10 +394,11 @@ describe('tpm attester and verifier (swtpm)', () => {
     expect((err as Error).message).toMatch(/tpm2_readpublic failed \(exit \d+\): .*\S/)
   })
 
-  it('any mutation of a valid evidence is rejected with a coded error, never accepted', async () => {
+  it('any mutation of a valid evidence is rejected with a coded error, or is the same key spelled differently', async () => {
     const rd = reportData('fuzz')
     const ev = (await attA.evidence(rd)) as TpmEvidence
     const fields = ['message', 'signature', 'ak_public'] as const
+    let accepted = 0
     await fc.assert(
       fc.asyncProperty(
         fc.constantFrom(...fields),
@@ -412,17 +413,28 @@ describe('tpm attester and verifier (swtpm)', () => {
             field === 'ak_public'
               ? { ...ev, ak_public: s }
               : { ...ev, tpm_quote: { ...ev.tpm_quote, [field]: s } }
-          const err = await verifier.verify(bad, ctxFor(rd)).then(
-            () => undefined,
+          const values = { 'tpm.trusted_ak': [sha256hex(akA)] }
+          const outcome = await verifier.verify(bad, ctxFor(rd, values)).then(
+            (r) => r,
             (e: unknown) => e,
           )
-          expect(isCofferError(err)).toBe(true)
-          expect((err as { code: string }).code).toMatch(
-            /^ERR_ATTEST_(EVIDENCE_INVALID|VERIFICATION_FAILED|REPORT_DATA_MISMATCH)$/,
-          )
+          if (isCofferError(outcome)) {
+            expect(outcome.code).toMatch(
+              /^ERR_ATTEST_(EVIDENCE_INVALID|VERIFICATION_FAILED|REPORT_DATA_MISMATCH)$/,
+            )
+            return
+          }
+          // Accepted: only a laxly encoded ak_public can be (OpenSSL parses some non-DER
+          // spellings), and then it is the same AK, with the same fingerprint and trust.
+          accepted++
+          expect(field).toBe('ak_public')
+          const r = outcome as { claims: Record<string, unknown>; trust: { hardware?: number } }
+          expect(r.claims.ak_fingerprint).toBe(sha256hex(akA))
+          expect(r.trust.hardware).toBe(AR4SI.APPROVED)
         },
       ),
       { numRuns: 300 },
     )
+    expect(accepted).toBeLessThan(30)
   })
 })

@@ -48,26 +48,34 @@ export function parseTpmSignature(bytes: Uint8Array): TpmSignature {
   return out
 }
 
-/** Parses a DER SubjectPublicKeyInfo; anything else is ERR_ATTEST_EVIDENCE_INVALID. */
-export function parseAkPublic(der: Uint8Array): KeyObject {
-  let key: KeyObject
+/** An AK public key, and the identity verifiers trust it by. */
+export interface AkPublic {
+  readonly key: KeyObject
+  /**
+   * The key re-encoded as canonical DER SPKI (OpenSSL's encoding, as `tpm2_readpublic -f der`
+   * writes it); its sha256 is the AK fingerprint.
+   */
+  readonly canonicalDer: Buffer
+}
+
+/**
+ * Parses a DER SubjectPublicKeyInfo; anything else is ERR_ATTEST_EVIDENCE_INVALID.
+ *
+ * OpenSSL also parses encodings DER forbids, e.g. a 4-byte exponent `00 01 00 01` (which
+ * guest-components' attester appears to write: it builds the SPKI with picky-asn1 from
+ * `65537u32.to_be_bytes()`) or RSA parameters given as an empty OCTET STRING instead of NULL.
+ * Each variant is the same key, so the AK is identified by its canonical re-encoding: every
+ * spelling of one key has one fingerprint, and no spelling makes a second identity.
+ */
+export function parseAkPublic(der: Uint8Array): AkPublic {
   try {
-    key = createPublicKey({ key: Buffer.from(der), format: 'der', type: 'spki' })
+    const key = createPublicKey({ key: Buffer.from(der), format: 'der', type: 'spki' })
+    return { key, canonicalDer: key.export({ format: 'der', type: 'spki' }) }
   } catch (cause) {
     throw new CofferError('ERR_ATTEST_EVIDENCE_INVALID', 'ak_public is not a DER SubjectPublicKeyInfo', {
       cause,
     })
   }
-  // OpenSSL is lenient: e.g. RSA parameters sent as an empty OCTET STRING instead of NULL parse as
-  // the same key. Such a variant would verify the quote under a different fingerprint, so only
-  // the canonical encoding is accepted: the fingerprint then names exactly one key.
-  if (!key.export({ format: 'der', type: 'spki' }).equals(Buffer.from(der))) {
-    throw new CofferError(
-      'ERR_ATTEST_EVIDENCE_INVALID',
-      'ak_public is not a canonical DER SubjectPublicKeyInfo',
-    )
-  }
-  return key
 }
 
 /** Bytes of one ECDSA coordinate for the curves a TPM AK can use. */

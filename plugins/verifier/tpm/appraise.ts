@@ -13,18 +13,19 @@ const BASE64 = /^(?:[A-Za-z0-9+/]{4})*(?:[A-Za-z0-9+/]{2}==|[A-Za-z0-9+/]{3}=)?$
 
 /**
  * hardware: APPROVED only when the AK is trusted, by a `tpm.trusted_ak` reference value (the hex
- * sha256 of its DER SPKI, or, as trustee's `trusted_ak` holds it, the base64 DER itself) or by the
- * verifier's trustedAkKeys; otherwise CONTRAINDICATED, since anyone can make a valid quote with a
+ * sha256 of its canonical DER SPKI, or, as trustee's `trusted_ak` holds it, the base64 DER itself,
+ * as sent or canonical) or by the verifier's trustedAkKeys; otherwise CONTRAINDICATED, since anyone can make a valid quote with a
  * software TPM. Whoever lists an AK vouches that it is a restricted signing key (tpm2_createak)
  * of a TPM they trust: only such a key refuses to sign data that starts with TPM_GENERATED_VALUE,
  * so only its signature proves the TPM made the quote.
  */
 export function appraiseAk(
-  ak: { der: Uint8Array; b64: string },
+  ak: { canonicalDer: Uint8Array; b64: string },
   rv: ReferenceValues,
   configured: ReadonlySet<string>,
 ): number {
-  const fingerprint = createHash('sha256').update(ak.der).digest('hex')
+  const fingerprint = createHash('sha256').update(ak.canonicalDer).digest('hex')
+  const canonicalB64 = Buffer.from(ak.canonicalDer).toString('base64')
   if (configured.has(fingerprint)) return AR4SI.APPROVED
   for (const v of rv.get(TRUSTED_AK_REFERENCE) ?? []) {
     if (HEX_SHA256.test(v)) {
@@ -32,7 +33,7 @@ export function appraiseAk(
     } else if (BASE64.test(v) && v.length > 0) {
       // Exact, never case-insensitive: among the case variants of a trusted key's base64 an
       // attacker could find a prime "modulus", for which an RSA private key is trivial.
-      if (v === ak.b64) return AR4SI.APPROVED
+      if (v === ak.b64 || v === canonicalB64) return AR4SI.APPROVED
     } else {
       throw new CofferError(
         'ERR_ATTEST_REFERENCE_VALUES_INVALID',
@@ -71,7 +72,7 @@ export function appraisePcrs(pcrs: ReadonlyMap<number, string>, rv: ReferenceVal
 
 /** The trust vector of a verified quote. */
 export function appraise(
-  input: { ak: { der: Uint8Array; b64: string }; pcrs: ReadonlyMap<number, string> },
+  input: { ak: { canonicalDer: Uint8Array; b64: string }; pcrs: ReadonlyMap<number, string> },
   rv: ReferenceValues,
   configured: ReadonlySet<string>,
 ): TrustVector {

@@ -40,7 +40,7 @@ export class TpmVerifier implements Verifier {
     const attest = parseQuoteAttest(ev.message)
     const signature = parseTpmSignature(ev.signature)
     // === the AK signed exactly these bytes
-    verifyQuoteSignature(ak, ev.message, signature)
+    verifyQuoteSignature(ak.key, ev.message, signature)
     // === the PCR values sent are the ones the TPM quoted
     const pcrs = checkPcrDigest(attest, signature, ev)
     // === the quote was made for this session
@@ -49,11 +49,11 @@ export class TpmVerifier implements Verifier {
     if (ctx.initDataDigest) checkInitData(pcrs, ctx.initDataDigest)
     // === appraisal against reference values
     const trust = appraise(
-      { ak: { der: ev.akPublicDer, b64: ev.akPublicB64 }, pcrs },
+      { ak: { canonicalDer: ak.canonicalDer, b64: ev.akPublicB64 }, pcrs },
       ctx.referenceValues,
       this.settings.trustedAkFingerprints,
     )
-    return { claims: claimsOf(attest, pcrs, ev), trust }
+    return { claims: claimsOf(attest, pcrs, ev, ak.canonicalDer), trust }
   }
 }
 
@@ -132,6 +132,7 @@ function claimsOf(
   attest: QuoteAttest,
   pcrs: ReadonlyMap<number, string>,
   ev: DecodedTpmEvidence,
+  akCanonicalDer: Uint8Array,
 ): Record<string, unknown> {
   const claims: Record<string, unknown> = {}
   for (const [i, v] of pcrs) claims[`pcr${String(i).padStart(2, '0')}`] = v
@@ -139,7 +140,7 @@ function claimsOf(
   if (pcr8 !== undefined) claims.init_data = pcr8
   claims.report_data = Buffer.from(attest.extraData).toString('hex')
   claims.ak_public = ev.akPublicB64
-  claims.ak_fingerprint = createHash('sha256').update(ev.akPublicDer).digest('hex')
+  claims.ak_fingerprint = createHash('sha256').update(akCanonicalDer).digest('hex')
   claims.qualified_signer = Buffer.from(attest.qualifiedSigner).toString('hex')
   // u64s as decimal strings: clock (ms) fits a double for ages, but firmware versions need not.
   claims.clock = attest.clockInfo.clock.toString()

@@ -97,16 +97,30 @@ describe('TPMT_SIGNATURE parsing and quote signature verification', () => {
       )
   })
 
-  it('accepts only a canonical DER SPKI as the AK', () => {
+  it('identifies an AK by its canonical DER: lax spellings of one key get one fingerprint', () => {
     const der = rsa.publicKey.export({ format: 'der', type: 'spki' })
-    expect(parseAkPublic(der).asymmetricKeyType).toBe('rsa')
-    // NULL parameters (05 00) rewritten as an empty OCTET STRING (04 00): OpenSSL parses it as the same key.
-    const variant = Buffer.from(der)
-    expect(variant.subarray(17, 19)).toEqual(Buffer.from([0x05, 0x00]))
-    variant[17] = 0x04
-    expect(() => parseAkPublic(variant)).toThrow(
-      expect.objectContaining({ code: 'ERR_ATTEST_EVIDENCE_INVALID' }),
+    expect(parseAkPublic(der).key.asymmetricKeyType).toBe('rsa')
+    expect(parseAkPublic(der).canonicalDer.equals(der)).toBe(true)
+    // NULL parameters (05 00) rewritten as an empty OCTET STRING (04 00)
+    const octetNull = Buffer.from(der)
+    expect(octetNull.subarray(17, 19)).toEqual(Buffer.from([0x05, 0x00]))
+    octetNull[17] = 0x04
+    // the exponent as 4 bytes 00 01 00 01, as picky-asn1 writes u32 65537 (guest-components)
+    const hex = der.toString('hex')
+    expect(hex.slice(0, 8) + hex.slice(-10)).toBe('30820122' + '0203010001')
+    const wideExponent = Buffer.from(
+      '30820123' +
+        hex.slice(8, 38) + // AlgorithmIdentifier
+        '0382011000' + // BIT STRING, one byte longer
+        '3082010b' + // RSAPublicKey, one byte longer
+        hex.slice(56, -10) + // modulus
+        '020400010001',
+      'hex',
     )
+    for (const variant of [octetNull, wideExponent]) {
+      expect(variant.equals(der)).toBe(false)
+      expect(parseAkPublic(variant).canonicalDer.equals(der)).toBe(true)
+    }
     expect(() => parseAkPublic(Buffer.from('not der'))).toThrow(
       expect.objectContaining({ code: 'ERR_ATTEST_EVIDENCE_INVALID' }),
     )

@@ -66,6 +66,19 @@ describe('tpm verifier (software quotes)', () => {
     })
   })
 
+  it('an AK spelled in lax DER is the same AK: same fingerprint, trusted by fingerprint or either base64', async () => {
+    const canonical = ak.publicKey.export({ format: 'der', type: 'spki' })
+    const lax = Buffer.from(canonical)
+    lax[17] = 0x04 // RSA parameters as an empty OCTET STRING instead of NULL
+    const ev = { ...evidence(), ak_public: lax.toString('base64') }
+    for (const trusted of [akFingerprint, canonical.toString('base64'), ev.ak_public]) {
+      const r = await verifier.verify(ev, ctx({ 'tpm.trusted_ak': [trusted] }))
+      expect(r.trust.hardware).toBe(AR4SI.APPROVED)
+      expect(r.claims.ak_fingerprint).toBe(akFingerprint)
+      expect(r.claims.ak_public).toBe(ev.ak_public) // as sent, as trustee reports it
+    }
+  })
+
   it('checks the signature before the report data: a quote for another session with a bad signature is a signature failure', async () => {
     const ev = evidence({ extraData: Buffer.alloc(32) })
     expect(await code(verifier.verify(ev, ctx()))).toBe('ERR_ATTEST_REPORT_DATA_MISMATCH')
