@@ -4,7 +4,7 @@
  */
 import { createHash, createPublicKey } from 'node:crypto'
 import { execFileSync } from 'node:child_process'
-import { chmod, mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises'
+import { access, chmod, mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import fc from 'fast-check'
@@ -207,7 +207,7 @@ describe('tpm attester and verifier (swtpm)', () => {
     })
 
     it('a flipped byte in the message (pcrDigest, clock, extraData)', async () => {
-      // Offsets: magic 4, type 2, qualifiedSigner 2+34, extraData size 2 → extraData at 44, clock at 78.
+      // Offsets: magic 4, type 2, qualifiedSigner 2+34, extraData size 2 → extraData at 44, clock at 76.
       for (const at of [-1, 80, 44]) {
         await expectCode(
           verifier.verify(
@@ -436,5 +436,17 @@ describe('tpm attester and verifier (swtpm)', () => {
       { numRuns: 300 },
     )
     expect(accepted).toBeLessThan(30)
+  })
+})
+
+describe('swtpm test helper', () => {
+  it('stop() ends that swtpm, by pid, and removes its state; a second stop() is a no-op', async () => {
+    const t = await startSwtpm()
+    expect(t.tcti).toBe(`swtpm:host=127.0.0.1,port=${t.port}`)
+    expect(() => process.kill(t.pid, 0)).not.toThrow()
+    await t.stop()
+    expect(() => process.kill(t.pid, 0)).toThrow(expect.objectContaining({ code: 'ESRCH' }))
+    await expect(access(t.stateDir)).rejects.toMatchObject({ code: 'ENOENT' })
+    await t.stop()
   })
 })
