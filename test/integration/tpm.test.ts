@@ -275,6 +275,18 @@ describe('tpm attester and verifier (swtpm)', () => {
     expect(r.trust.hardware).toBe(AR4SI.CONTRAINDICATED)
   })
 
+  it('a failed provisioning reports the failing tool and leaves the TPM usable', async () => {
+    const bad = provisionAk({ tcti: tpmB.tcti }, { akHandle: 0x81010005, keyType: 'rsa', scheme: 'ecdsa' })
+    await expect(bad).rejects.toMatchObject({
+      code: 'ERR_ATTEST_DEVICE_FAILED',
+      message: expect.stringMatching(/^tpm2_createak failed/),
+    })
+    for (const handle of [0x81010005, 0x81010006]) {
+      const ok = await provisionAk({ tcti: tpmB.tcti }, { akHandle: handle, keyType: 'ecc' })
+      expect(ok.created).toBe(true)
+    }
+  })
+
   it('a PCR subset is quoted and appraised; a reference for an unquoted PCR is UNRECOGNIZED', async () => {
     const rd = reportData('subset')
     const att = attesterPlugin.init({ tcti: tpmA.tcti, pcrs: [11, 0, 7] })

@@ -44,6 +44,7 @@ export async function provisionAk(t: TpmTarget, o: ProvisionAkOptions = {}): Pro
   }
   await withTempDir(async (dir) => {
     const ctx = join(dir, 'ak.ctx')
+    let failed = false
     try {
       await runTpm2Tool(
         'tpm2_createak',
@@ -51,12 +52,18 @@ export async function provisionAk(t: TpmTarget, o: ProvisionAkOptions = {}): Pro
         t,
       )
       await runTpm2Tool('tpm2_evictcontrol', ['-Q', '-C', 'o', '-c', ctx, handleArg(akHandle)], t)
+    } catch (err) {
+      failed = true
+      throw err
     } finally {
       // tpm2_createak and tpm2_evictcontrol leave the AK loaded as a transient object. Behind the
       // kernel's resource manager (/dev/tpmrm0) it goes away with the connection; talking to the
       // TPM directly (swtpm, /dev/tpm0) it stays, and after two provisionings the TPM is out of
       // object slots (TPM_RC_OBJECT_MEMORY). Nothing else can be using transients then, so flush all.
-      await runTpm2Tool('tpm2_flushcontext', ['-t'], t)
+      // A flush failure must not hide the error that made provisioning fail.
+      await runTpm2Tool('tpm2_flushcontext', ['-t'], t).catch((err: unknown) => {
+        if (!failed) throw err
+      })
     }
   })
   return { akPublicDer: (await readPublic(t, akHandle)).der, created: true }
