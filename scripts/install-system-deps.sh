@@ -11,6 +11,7 @@
 #   gocryptfs                encrypted storage backend
 #   swtpm, swtpm-tools       software TPM for attestation tests
 #   tpm2-tools               tpm2_* CLIs to provision and read the software TPM
+#   libtss2-tcti-swtpm0      the `swtpm:` TCTI the tests use to reach swtpm (not a tpm2-tools dependency)
 #   openssl                  keys and self-signed certificates for test fixtures
 #   gnupg                    gpg and gpg-agent: skopeo's pgp: recipients, OpenPGP test keys
 #   jq                       JSON in the demo scripts
@@ -20,7 +21,7 @@ set -euo pipefail
 PACKAGES=(
   skopeo umoci docker-registry apache2-utils
   libfuse2 fuse gocryptfs
-  swtpm swtpm-tools tpm2-tools
+  swtpm swtpm-tools tpm2-tools libtss2-tcti-swtpm0
   openssl jq gnupg
   postgresql
 )

@@ -34,3 +34,14 @@ export const MAX_JWE_BYTES = 1 * MiB
 export const MAX_KEY_PASSWORD_BYTES = 64
 /** Recipients of one JWE that unwrapping will look at (each costs a key operation per offered key). */
 export const MAX_JWE_RECIPIENTS = 256
+
+/** TPM attestation (lib/attest/tpm). A TPMS_ATTEST quote is ~150 bytes with 24 PCRs selected. */
+export const MAX_TPM_ATTEST_BYTES = 4 * KiB
+/** A TPMT_SIGNATURE: 6 bytes of header plus an RSA-4096 signature or an ECDSA pair. */
+export const MAX_TPM_SIGNATURE_BYTES = 1 * KiB
+/** An AK's DER SubjectPublicKeyInfo (RSA-4096 is ~550 bytes). */
+export const MAX_TPM_AK_PUBLIC_BYTES = 2 * KiB
+/** stdout/stderr kept from one tpm2-tools run; the rest is dropped (the tools can be chatty). */
+export const MAX_TPM_TOOL_OUTPUT_BYTES = 64 * KiB
+/** One tpm2-tools run; a quote on a hardware TPM takes well under a second. */
+export const TPM_TOOL_TIMEOUT_MS = 30_000
