@@ -17,9 +17,11 @@ import { loadProviderKeyWrappers } from './keywrap/provider/index.js'
 import { plugin as sampleAttester } from './attester/sample/index.js'
 import { plugin as snpAttester } from './attester/snp/index.js'
 import { plugin as tdxAttester } from './attester/tdx/index.js'
+import { plugin as tpmAttester } from './attester/tpm/index.js'
 import { plugin as sampleVerifier } from './verifier/sample/index.js'
 import { plugin as snpVerifier } from './verifier/snp/index.js'
 import { plugin as tdxVerifier } from './verifier/tdx/index.js'
+import { plugin as tpmVerifier } from './verifier/tpm/index.js'
 
 export const KEYWRAP_POINT = 'keywrap.v1'
 
@@ -31,10 +33,12 @@ export const builtins: readonly Registration<unknown, never>[] = [
   // Attesters in detection order; sample is never detected.
   tdxAttester,
   snpAttester,
+  tpmAttester,
   sampleAttester,
   sampleVerifier,
   snpVerifier,
   tdxVerifier,
+  tpmVerifier,
 ] as Registration<unknown, never>[]
 
 const registry = createRegistry(builtins)

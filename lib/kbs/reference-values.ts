@@ -47,7 +47,8 @@ export function parseRvpsMessage(body: unknown): Map<string, string[]> {
     const list = Array.isArray(raw) ? raw : [raw]
     if (list.length > MAX_VALUES) fail(`"${name}" has more than ${MAX_VALUES} values`)
     const values = list.map((v) => {
-      if (typeof v === 'string' && v.length <= 4096) return v.toLowerCase()
+      // Kept as given: verifiers compare hex case-insensitively, and base64 forms (trustee's trusted_ak) are case-sensitive.
+      if (typeof v === 'string' && v.length <= 4096) return v
       if (typeof v === 'number' || typeof v === 'boolean') return String(v)
       return fail(`"${name}" values must be strings, numbers or booleans`)
     })

@@ -373,7 +373,7 @@ describe('KBS protocol', () => {
       expect(got.body).toMatchObject({
         version: '0.1.0',
         name: 'tpm.pcr11',
-        value: ['ab12'],
+        value: ['AB12'],
         expiration: expect.any(String),
       })
       expectError(
