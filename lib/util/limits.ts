@@ -34,3 +34,10 @@ export const MAX_JWE_BYTES = 1 * MiB
 export const MAX_KEY_PASSWORD_BYTES = 64
 /** Recipients of one JWE that unwrapping will look at (each costs a key operation per offered key). */
 export const MAX_JWE_RECIPIENTS = 256
+
+/** `gocryptfs.conf` (gocryptfs writes ~400 bytes). */
+export const MAX_GOCRYPTFS_CONF_BYTES = 64 * KiB
+/** scrypt work a `gocryptfs.conf` may ask for (128·N·r·p bytes); gocryptfs's default N=2^16, r=8 is 64 MiB. */
+export const MAX_SCRYPT_MEMORY_BYTES = 1024 * MiB
+/** A passphrase file (`coffer fs --passphrase-file`): only its first line is used, as gocryptfs -passfile. */
+export const MAX_PASSPHRASE_FILE_BYTES = 64 * KiB
