@@ -40,12 +40,12 @@ export class OpenFile implements VolumeFile {
     private readonly locks: InodeLocks,
   ) {}
 
-  read(position: number, length: number): Promise<Buffer> {
+  async read(position: number, length: number): Promise<Buffer> {
     checkRange(position, length)
     return this.locks.run(this.inode, () => this.readLocked(position, length))
   }
 
-  write(position: number, data: Uint8Array): Promise<number> {
+  async write(position: number, data: Uint8Array): Promise<number> {
     checkRange(position, data.length)
     return this.locks.run(this.inode, async () => {
       await this.writeLocked(position, Buffer.from(data))
@@ -53,7 +53,7 @@ export class OpenFile implements VolumeFile {
     })
   }
 
-  truncate(size: number): Promise<void> {
+  async truncate(size: number): Promise<void> {
     checkRange(size, 0)
     return this.locks.run(this.inode, () => this.truncateLocked(size))
   }
