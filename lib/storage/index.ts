@@ -5,7 +5,7 @@
  */
 export { createVolume, openVolume, openVolumeWithKey, changePassphrase, volumeInfo } from './open-volume.js'
 export type { CreateVolumeOptions, VolumeInfo } from './open-volume.js'
-export type { Volume, VolumeStat, DirEntry, OpenOptions, SkippedEntry } from './volume.js'
+export type { Volume, VolumeStat, VolumeStatfs, DirEntry, OpenOptions, SkippedEntry } from './volume.js'
 export type { VolumeFile } from './open-file.js'
 export { fsckVolume } from './fsck.js'
 export type { FsckReport, FsckProblem } from './fsck.js'

@@ -12,6 +12,7 @@ import {
   DIRIV_NAME,
   LONGNAME_SUFFIX,
   MAX_LONGNAME_FILE_BYTES,
+  NAME_MAX,
   NameCipher,
   isLongName,
   isLongNameFile,
@@ -36,6 +37,16 @@ export interface VolumeStat {
   readonly atimeMs: number
   readonly mtimeMs: number
   readonly ctimeMs: number
+}
+
+export interface VolumeStatfs {
+  readonly bsize: number
+  readonly blocks: number
+  readonly bfree: number
+  readonly bavail: number
+  readonly files: number
+  readonly ffree: number
+  readonly namemax: number
 }
 
 export interface DirEntry {
@@ -84,6 +95,7 @@ export interface Volume {
   symlink(target: string, path: string): Promise<void>
   readlink(path: string): Promise<string>
   chmod(path: string, mode: number): Promise<void>
+  statfs(): Promise<VolumeStatfs>
   chown(path: string, uid: number, gid: number): Promise<void>
   utimes(path: string, atime: Date | number, mtime: Date | number): Promise<void>
   /** Whole-file helpers for tools and tests. */
@@ -235,6 +247,20 @@ export class GocryptfsVolume implements Volume {
     }
   }
 
+  /** Free space of the backing file system (FUSE statfs); names are limited to 255 plaintext bytes. */
+  async statfs(): Promise<VolumeStatfs> {
+    const st = await fs.statfs(this.backingDir)
+    return {
+      bsize: st.bsize,
+      blocks: st.blocks,
+      bfree: st.bfree,
+      bavail: st.bavail,
+      files: st.files,
+      ffree: st.ffree,
+      namemax: NAME_MAX,
+    }
+  }
+
   async chmod(path: string, mode: number): Promise<void> {
     await fs.chmod(await this.backingOf(path), mode)
   }
@@ -335,14 +361,7 @@ export class GocryptfsVolume implements Volume {
     const st = await fs.lstat(r.backing)
     if (st.isDirectory()) throw posixError('EISDIR', 'unlink', path)
     await fs.unlink(r.backing)
-    // Another hard link under the same long name keeps its .name file.
-    if (r.name.long) {
-      const stillThere = await fs.lstat(r.backing).then(
-        () => true,
-        () => false,
-      )
-      if (!stillThere) await this.removeLongName(r)
-    }
+    await this.removeLongName(r)
   }
 
   async rename(from: string, to: string): Promise<void> {

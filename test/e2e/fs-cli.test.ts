@@ -42,6 +42,16 @@ afterAll(async () => {
 })
 
 describe('coffer fs', () => {
+  it.each(['init', 'info', 'fsck', 'passwd'])(
+    'fs %s --help explains the command with examples',
+    async (sub) => {
+      const r = await coffer(['fs', sub, '--help'])
+      expect(r.code).toBe(0)
+      expect(r.stdout).toContain(`Usage: coffer fs ${sub}`)
+      expect(r.stdout).toContain(`Examples:\n  coffer fs ${sub}`)
+    },
+  )
+
   it('init makes a volume gocryptfs mounts with the same passphrase file; fsck and info read it', async () => {
     const vol = join(work, 'vol')
     const init = await run(['fs', 'init', vol, '--passphrase-file', pass, '--scryptn', '10', '--json'])

@@ -147,6 +147,13 @@ describe('Volume namespace', () => {
     expect(a).toMatchObject({ type: 'symlink', size: '../some/target'.length })
   })
 
+  it('statfs reports the backing file system with the plaintext name limit', async () => {
+    const st = await vol.statfs()
+    expect(st.bsize).toBeGreaterThan(0)
+    expect(st.blocks).toBeGreaterThan(0)
+    expect(st.namemax).toBe(255)
+  })
+
   it('passes chmod, chown and utimes through to the backing entry', async () => {
     await vol.writeFile('/f', Buffer.from('1'))
     await vol.chmod('/f', 0o600)
