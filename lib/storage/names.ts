@@ -66,6 +66,10 @@ export class NameCipher {
       throw new CofferError('ERR_STORAGE_NAME_INVALID', 'encrypted name has a bad length')
     const plain = unpad16(emeDecrypt(this.key, dirIV, bin))
     const name = plain.toString('utf8')
+    // coffer's paths are strings: a name that is not UTF-8 (legal in gocryptfs) would come back
+    // altered and could not be opened again, so it is refused with its own message.
+    if (!Buffer.from(name, 'utf8').equals(plain))
+      throw new CofferError('ERR_STORAGE_NAME_INVALID', 'file name is not valid UTF-8')
     checkPlainName(name)
     return name
   }

@@ -208,6 +208,21 @@ describe('other gocryptfs -init modes', () => {
     }
   })
 
+  it('a name that is not UTF-8 (legal in gocryptfs) is reported as skipped, not returned altered', async () => {
+    const { cipher, mnt } = await fresh('latin1')
+    await gocryptfsInit(cipher, passfile)
+    const m = await mount(cipher, mnt)
+    await writeFile(Buffer.from(`${mnt}/caf\xe9`, 'latin1'), 'latin-1 name')
+    await writeFile(join(mnt, 'café'), 'utf-8 name')
+    await m.unmount()
+    const vol = await openVolume(cipher, Buffer.from(PASS))
+    const skipped: string[] = []
+    const names = await vol.readdir('/', { onSkip: (e) => skipped.push(e.reason) })
+    expect(names.map((e) => e.name)).toEqual(['café'])
+    expect(skipped).toEqual(['file name is not valid UTF-8'])
+    vol.close()
+  })
+
   it('a wrong passphrase on a gocryptfs volume is ERR_STORAGE_WRONG_PASSPHRASE', async () => {
     const { cipher } = await fresh('wrongpw')
     await gocryptfsInit(cipher, passfile)

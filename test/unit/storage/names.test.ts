@@ -1,6 +1,7 @@
 import { randomBytes } from 'node:crypto'
 import { describe, expect, it } from 'vitest'
 import { NameCipher, checkPlainName, isLongName, isLongNameFile } from '../../../lib/storage/names.js'
+import { emeEncrypt } from '../../../lib/storage/eme.js'
 import { pad16, unpad16 } from '../../../lib/storage/pad16.js'
 import { decodeRaw64, encodeRaw64 } from '../../../lib/storage/raw64.js'
 
@@ -79,6 +80,11 @@ describe('NameCipher', () => {
     for (const n of ['', '.', '..', 'a/b', 'nul\0'])
       expect(() => names.encrypt(n, iv)).toThrow(code('ERR_STORAGE_NAME_INVALID'))
     expect(() => checkPlainName('x'.repeat(256))).toThrow(code('ERR_STORAGE_NAME_TOO_LONG'))
+  })
+
+  it('refuses a name whose bytes are not UTF-8 instead of returning it altered', () => {
+    const latin1 = encodeRaw64(emeEncrypt(Buffer.alloc(32, 1), iv, pad16(Buffer.from('caf\xe9', 'latin1'))))
+    expect(() => names.decrypt(latin1, iv)).toThrow(/not valid UTF-8/)
   })
 
   it('refuses forged or corrupt ciphertext names with a coded error', () => {
