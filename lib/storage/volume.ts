@@ -338,6 +338,8 @@ export class GocryptfsVolume implements Volume {
 
   async rmdir(path: string): Promise<void> {
     const r = await this.resolve(path)
+    // lstat first: readdir would follow a backing symlink.
+    if (!(await fs.lstat(r.backing)).isDirectory()) throw posixError('ENOTDIR', 'rmdir', path)
     const entries = await fs.readdir(r.backing)
     if (entries.some((e) => e !== DIRIV_NAME)) throw posixError('ENOTEMPTY', 'rmdir', path)
     const ivPath = join(r.backing, DIRIV_NAME)
@@ -365,8 +367,10 @@ export class GocryptfsVolume implements Volume {
   }
 
   async rename(from: string, to: string): Promise<void> {
+    // rename(2) resolves both parent directories, then the source entry: errors come in that order.
     const src = await this.resolve(from)
     const dst = await this.resolve(to)
+    await fs.lstat(src.backing)
     if (src.backing === dst.backing) return
     await this.withLongName(dst, async () => {
       try {
@@ -385,7 +389,9 @@ export class GocryptfsVolume implements Volume {
   }
 
   async link(existing: string, newPath: string): Promise<void> {
+    // link(2) looks the existing path up completely before the new one's parent.
     const src = await this.resolve(existing)
+    await fs.lstat(src.backing)
     const dst = await this.resolve(newPath)
     await this.withLongName(dst, () => fs.link(src.backing, dst.backing))
   }
