@@ -418,6 +418,71 @@ kbsClientFlags(
 ).action((file: string, opts: Record<string, unknown>) =>
   run(opts, async (ctx) => (await import('./commands/kbs.js')).kbsSetReferenceValuesCommand(file, opts, ctx)),
 )
+const fsCmd = program
+  .command('fs')
+  .description("Encrypted storage volumes in the gocryptfs v2 format (mountable with Debian's gocryptfs).")
+  .addHelpText(
+    'after',
+    `
+A passphrase file is read as gocryptfs -passfile reads it: its first line, without the newline.
+
+Examples:
+  coffer fs init ./vol --passphrase-file pass.txt
+  gocryptfs -passfile pass.txt ./vol /mnt/plain      # the same volume through FUSE
+  coffer fs fsck ./vol --passphrase-file pass.txt`,
+  )
+
+/** The subcommands of `coffer fs` share their shape: BACKING, output flags, a lazy-loaded action. */
+function fsSubcommand(
+  name: 'init' | 'info' | 'fsck' | 'passwd',
+  description: string,
+  examples: string,
+  action: 'fsInitCommand' | 'fsInfoCommand' | 'fsFsckCommand' | 'fsPasswdCommand',
+): Command {
+  return fsCmd
+    .command(name)
+    .description(description)
+    .argument('<backing>', "the volume's backing directory (where gocryptfs.conf lives)")
+    .option('-q, --quiet', 'print nothing but errors')
+    .option('--json', 'machine-readable output')
+    .addHelpText('after', `\nExamples:\n${examples}`)
+    .action((backing: string, opts: Record<string, unknown>) =>
+      run(opts, async (ctx) => (await import('./commands/fs.js'))[action](backing, opts, ctx)),
+    )
+}
+
+fsSubcommand(
+  'init',
+  'Create a volume in an empty (or new) directory: gocryptfs.conf with the scrypt-wrapped master key, and the root diriv.',
+  `  coffer fs init ./vol --passphrase-file pass.txt
+  coffer fs init ./vol --passphrase-file pass.txt --scryptn 18 --json`,
+  'fsInitCommand',
+)
+  .requiredOption('--passphrase-file <file>', 'passphrase (first line of the file)')
+  .option('--scryptn <log2N>', 'scrypt cost as log2(N), as gocryptfs -scryptn (default 16)')
+fsSubcommand(
+  'info',
+  "Show a volume's gocryptfs.conf (creator, feature flags, scrypt cost); needs no passphrase.",
+  `  coffer fs info ./vol
+  coffer fs info --json ./vol | jq .featureFlags`,
+  'fsInfoCommand',
+)
+fsSubcommand(
+  'fsck',
+  'Check every name, directory IV, file block and symlink of a volume; exit 9 if anything fails authentication.',
+  `  coffer fs fsck ./vol --passphrase-file pass.txt
+  coffer fs fsck --json ./vol --passphrase-file pass.txt | jq .problems`,
+  'fsFsckCommand',
+).requiredOption('--passphrase-file <file>', 'passphrase (first line of the file)')
+fsSubcommand(
+  'passwd',
+  "Change a volume's passphrase: re-wrap the master key with a fresh salt; contents are untouched.",
+  '  coffer fs passwd ./vol --passphrase-file old.txt --new-passphrase-file new.txt',
+  'fsPasswdCommand',
+)
+  .requiredOption('--passphrase-file <file>', 'current passphrase (first line of the file)')
+  .requiredOption('--new-passphrase-file <file>', 'new passphrase (first line of the file)')
+  .option('--scryptn <log2N>', 'new scrypt cost as log2(N) (default: keep the current one)')
 
 program
   .command('demo')

@@ -7,8 +7,9 @@
 #   skopeo, umoci            interop: copy / unpack OCI images with the reference tools
 #   docker-registry          a real distribution 2.8 registry for the integration tests
 #   apache2-utils            htpasswd (bcrypt) for the registry's basic-auth mode
-#   libfuse2, fuse           FUSE 2 runtime; gocryptfs on bookworm links libfuse2
-#   gocryptfs                encrypted storage backend
+#   libfuse2, fuse           FUSE 2 runtime; gocryptfs on bookworm links libfuse2; fusermount unmounts
+#   gocryptfs                interop peer of lib/storage: gocryptfs (init, mount, -fsck, -info) and
+#                            gocryptfs-xray (-dumpmasterkey) in test/interop/gocryptfs*.test.ts, e2e fs-cli
 #   swtpm, swtpm-tools       software TPM for attestation tests
 #   tpm2-tools               tpm2_* CLIs to provision and read the software TPM
 #   libtss2-tcti-swtpm0      the `swtpm:` TCTI the tests use to reach swtpm (not a tpm2-tools dependency)

@@ -99,6 +99,17 @@ export const CODES = {
   ERR_KBS_ADMIN_KEY_INVALID: 'invalid_argument',
   // plugins/kbs-store: fs, sealed, postgres
   ERR_KBS_STORE_MASTER_KEY_INVALID: 'invalid_argument',
+  // lib/storage: gocryptfs-compatible encrypted volumes
+  ERR_STORAGE_NOT_A_VOLUME: 'not_found',
+  ERR_STORAGE_VOLUME_EXISTS: 'already_exists',
+  ERR_STORAGE_CONFIG_INVALID: 'invalid_argument',
+  ERR_STORAGE_FEATURE_UNSUPPORTED: 'unimplemented',
+  ERR_STORAGE_WRONG_PASSPHRASE: 'unauthenticated',
+  ERR_STORAGE_PASSPHRASE_EMPTY: 'invalid_argument',
+  ERR_STORAGE_CORRUPT: 'data_loss',
+  ERR_STORAGE_NAME_INVALID: 'invalid_argument',
+  ERR_STORAGE_NAME_TOO_LONG: 'invalid_argument',
+  ERR_STORAGE_FSCK_FAILED: 'data_loss',
 } as const satisfies Record<string, ErrorClass>
 
 export type CofferErrorCode = keyof typeof CODES

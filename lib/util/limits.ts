@@ -45,3 +45,9 @@ export const MAX_TPM_AK_PUBLIC_BYTES = 2 * KiB
 export const MAX_TPM_TOOL_OUTPUT_BYTES = 64 * KiB
 /** One tpm2-tools run; a quote on a hardware TPM takes well under a second. */
 export const TPM_TOOL_TIMEOUT_MS = 30_000
+/** `gocryptfs.conf` (gocryptfs writes ~400 bytes). */
+export const MAX_GOCRYPTFS_CONF_BYTES = 64 * KiB
+/** scrypt work a `gocryptfs.conf` may ask for (128·N·r·p bytes); gocryptfs's default N=2^16, r=8 is 64 MiB. */
+export const MAX_SCRYPT_MEMORY_BYTES = 1024 * MiB
+/** A passphrase file (`coffer fs --passphrase-file`): only its first line is used, as gocryptfs -passfile. */
+export const MAX_PASSPHRASE_FILE_BYTES = 64 * KiB

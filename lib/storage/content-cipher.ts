@@ -1,0 +1,117 @@
+import { createCipheriv, createDecipheriv, randomBytes } from 'node:crypto'
+import { CofferError } from '../util/errors.js'
+
+/**
+ * gocryptfs v2 file contents (internal/contentenc, Documentation/file-format.md):
+ * an 18-byte header (u16 BE version 2 ‖ 16-byte random file ID), then 4096-byte plaintext blocks,
+ * each stored as nonce16 ‖ AES-256-GCM ciphertext ‖ tag16. The additional data binds a block to
+ * its place: u64 BE block number ‖ file ID, so blocks cannot be moved within or between files.
+ * An empty plaintext file is an empty backing file (no header).
+ */
+export const HEADER_LEN = 18
+export const HEADER_VERSION = 2
+export const FILE_ID_LEN = 16
+export const NONCE_LEN = 16
+export const TAG_LEN = 16
+export const BLOCK_OVERHEAD = NONCE_LEN + TAG_LEN
+export const PLAIN_BS = 4096
+export const CIPHER_BS = PLAIN_BS + BLOCK_OVERHEAD
+
+/** The fixed message of every failed block (style rule 6: crypto failures look alike). */
+export const CORRUPT_BLOCK = 'corrupt block: authentication failed'
+
+export function newFileHeader(): { bytes: Buffer; fileId: Buffer } {
+  const fileId = randomBytes(FILE_ID_LEN)
+  const bytes = Buffer.alloc(HEADER_LEN)
+  bytes.writeUInt16BE(HEADER_VERSION, 0)
+  fileId.copy(bytes, 2)
+  return { bytes, fileId }
+}
+
+/** Parses a header; gocryptfs rejects another version and an all-zero file ID. */
+export function parseFileHeader(bytes: Uint8Array): Buffer {
+  if (bytes.length !== HEADER_LEN) throw new CofferError('ERR_STORAGE_CORRUPT', 'truncated file header')
+  const buf = Buffer.from(bytes)
+  if (buf.readUInt16BE(0) !== HEADER_VERSION)
+    throw new CofferError('ERR_STORAGE_CORRUPT', 'unsupported file header version')
+  const fileId = buf.subarray(2)
+  if (fileId.every((b) => b === 0)) throw new CofferError('ERR_STORAGE_CORRUPT', 'all-zero file ID')
+  return Buffer.from(fileId)
+}
+
+function additionalData(blockNo: number, fileId: Uint8Array | undefined): Buffer {
+  const ad = Buffer.alloc(8 + (fileId?.length ?? 0))
+  ad.writeBigUInt64BE(BigInt(blockNo), 0)
+  if (fileId) ad.set(fileId, 8)
+  return ad
+}
+
+/** Encrypts one block (≤ 4096 bytes) with a fresh random nonce. Empty in, empty out. */
+export function encryptBlock(
+  key: Uint8Array,
+  plain: Uint8Array,
+  blockNo: number,
+  fileId: Uint8Array | undefined,
+): Buffer {
+  if (plain.length === 0) return Buffer.alloc(0)
+  const nonce = randomBytes(NONCE_LEN)
+  const c = createCipheriv('aes-256-gcm', key, nonce)
+  c.setAAD(additionalData(blockNo, fileId))
+  const body = Buffer.concat([c.update(plain), c.final()])
+  return Buffer.concat([nonce, body, c.getAuthTag()])
+}
+
+/**
+ * Decrypts one stored block. A full-size all-zero block is a file hole and reads as 4096 zero
+ * bytes (gocryptfs's sparse-file rule). Anything that fails authentication is ERR_STORAGE_CORRUPT,
+ * which the FUSE layer maps to EIO: never wrong data.
+ */
+export function decryptBlock(
+  key: Uint8Array,
+  stored: Uint8Array,
+  blockNo: number,
+  fileId: Uint8Array | undefined,
+): Buffer {
+  if (stored.length === 0) return Buffer.alloc(0)
+  if (stored.length === CIPHER_BS && stored.every((b) => b === 0)) return Buffer.alloc(PLAIN_BS)
+  if (stored.length <= BLOCK_OVERHEAD || stored.length > CIPHER_BS)
+    throw new CofferError('ERR_STORAGE_CORRUPT', CORRUPT_BLOCK)
+  const nonce = stored.subarray(0, NONCE_LEN)
+  // An all-zero nonce never comes from encryptBlock; gocryptfs refuses it too.
+  if (nonce.every((b) => b === 0)) throw new CofferError('ERR_STORAGE_CORRUPT', CORRUPT_BLOCK)
+  try {
+    const d = createDecipheriv('aes-256-gcm', key, nonce)
+    d.setAAD(additionalData(blockNo, fileId))
+    d.setAuthTag(stored.subarray(stored.length - TAG_LEN))
+    return Buffer.concat([d.update(stored.subarray(NONCE_LEN, stored.length - TAG_LEN)), d.final()])
+  } catch {
+    throw new CofferError('ERR_STORAGE_CORRUPT', CORRUPT_BLOCK)
+  }
+}
+
+/** Backing-file size of a plaintext size (offsets.go PlainSizeToCipherSize). */
+export function cipherSize(plainSize: number): number {
+  if (plainSize === 0) return 0
+  const full = Math.floor(plainSize / PLAIN_BS)
+  const rest = plainSize % PLAIN_BS
+  return HEADER_LEN + full * CIPHER_BS + (rest ? rest + BLOCK_OVERHEAD : 0)
+}
+
+/**
+ * Plaintext size of a backing-file size (offsets.go CipherSizeToPlainSize). A header-only file is
+ * empty; a trailing fragment too short to hold a block counts as 1 byte, as in gocryptfs, so the
+ * size is stable and reading that byte fails authentication.
+ */
+export function plainSize(cipherBytes: number): number {
+  if (cipherBytes <= HEADER_LEN) return 0
+  const body = cipherBytes - HEADER_LEN
+  const full = Math.floor(body / CIPHER_BS)
+  const rest = body % CIPHER_BS
+  if (rest === 0) return full * PLAIN_BS
+  return full * PLAIN_BS + (rest > BLOCK_OVERHEAD ? rest - BLOCK_OVERHEAD : 1)
+}
+
+/** Offset of block `n` in the backing file. */
+export function blockCipherOffset(n: number): number {
+  return HEADER_LEN + n * CIPHER_BS
+}

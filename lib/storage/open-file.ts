@@ -1,0 +1,214 @@
+import type { FileHandle } from 'node:fs/promises'
+import { CofferError } from '../util/errors.js'
+import {
+  CIPHER_BS,
+  HEADER_LEN,
+  PLAIN_BS,
+  blockCipherOffset,
+  cipherSize,
+  decryptBlock,
+  encryptBlock,
+  newFileHeader,
+  parseFileHeader,
+  plainSize,
+} from './content-cipher.js'
+import type { InodeLocks } from './inode-locks.js'
+
+/**
+ * An open plaintext file: random-offset reads and writes, truncate and extend over one backing
+ * file, with gocryptfs's block rules (internal/fusefrontend/file.go, file_holes.go,
+ * file_allocate_truncate.go). Every operation holds the inode lock, so hard links and several
+ * handles to one file stay consistent.
+ */
+export interface VolumeFile {
+  /** Reads up to `length` bytes at `position`; short only at end of file. */
+  read(position: number, length: number): Promise<Buffer>
+  /** Writes all of `data` at `position` (past the end leaves a hole); returns data.length. */
+  write(position: number, data: Uint8Array): Promise<number>
+  truncate(size: number): Promise<void>
+  /** Plaintext size. */
+  size(): Promise<number>
+  sync(): Promise<void>
+  close(): Promise<void>
+}
+
+export class OpenFile implements VolumeFile {
+  constructor(
+    private readonly fh: FileHandle,
+    private readonly key: Uint8Array,
+    private readonly inode: string,
+    private readonly locks: InodeLocks,
+  ) {}
+
+  async read(position: number, length: number): Promise<Buffer> {
+    checkRange(position, length)
+    return this.locks.run(this.inode, () => this.readLocked(position, length))
+  }
+
+  async write(position: number, data: Uint8Array): Promise<number> {
+    checkRange(position, data.length)
+    return this.locks.run(this.inode, async () => {
+      await this.writeLocked(position, Buffer.from(data))
+      return data.length
+    })
+  }
+
+  async truncate(size: number): Promise<void> {
+    checkRange(size, 0)
+    return this.locks.run(this.inode, () => this.truncateLocked(size))
+  }
+
+  async size(): Promise<number> {
+    return plainSize((await this.fh.stat()).size)
+  }
+
+  async sync(): Promise<void> {
+    await this.fh.sync()
+  }
+
+  async close(): Promise<void> {
+    await this.fh.close()
+  }
+
+  // === internals (called with the inode lock held)
+
+  private async cipherBytes(): Promise<number> {
+    return (await this.fh.stat()).size
+  }
+
+  private async fileId(): Promise<Buffer> {
+    const header = Buffer.alloc(HEADER_LEN)
+    const { bytesRead } = await this.fh.read(header, 0, HEADER_LEN, 0)
+    return parseFileHeader(header.subarray(0, bytesRead))
+  }
+
+  /** Reads the stored bytes of blocks [first, last]; short at end of file. */
+  private async readStored(first: number, last: number): Promise<Buffer> {
+    const buf = Buffer.alloc((last - first + 1) * CIPHER_BS)
+    const { bytesRead } = await this.fh.read(buf, 0, buf.length, blockCipherOffset(first))
+    return buf.subarray(0, bytesRead)
+  }
+
+  private async readLocked(position: number, length: number): Promise<Buffer> {
+    const size = plainSize(await this.cipherBytes())
+    const end = Math.min(position + length, size)
+    if (length === 0 || position >= end) return Buffer.alloc(0)
+    const fileId = await this.fileId()
+    const first = Math.floor(position / PLAIN_BS)
+    const last = Math.floor((end - 1) / PLAIN_BS)
+    const stored = await this.readStored(first, last)
+    const plain: Buffer[] = []
+    for (let i = 0; i * CIPHER_BS < stored.length; i++)
+      plain.push(
+        decryptBlock(this.key, stored.subarray(i * CIPHER_BS, (i + 1) * CIPHER_BS), first + i, fileId),
+      )
+    const all = Buffer.concat(plain)
+    return all.subarray(position - first * PLAIN_BS, end - first * PLAIN_BS)
+  }
+
+  /** The plaintext of block `n` as stored now (empty past the end of file). */
+  private async readBlock(n: number, fileId: Buffer): Promise<Buffer> {
+    return decryptBlock(this.key, await this.readStored(n, n), n, fileId)
+  }
+
+  /** The file ID, creating the header if the backing file is empty (gocryptfs createHeader). */
+  private async ensureHeader(): Promise<Buffer> {
+    const bytes = await this.cipherBytes()
+    if (bytes > 0) return this.fileId()
+    const header = newFileHeader()
+    await this.fh.write(header.bytes, 0, HEADER_LEN, 0)
+    return header.fileId
+  }
+
+  private async writeLocked(position: number, data: Buffer): Promise<void> {
+    if (data.length === 0) return
+    const fileId = await this.ensureHeader()
+    const size = plainSize(await this.cipherBytes())
+    // === a write that starts beyond the block after EOF: pad the old last block to 4096 bytes,
+    // so the blocks in between become holes (file_holes.go writePadHole).
+    if (position > size && Math.floor(position / PLAIN_BS) > Math.floor(size / PLAIN_BS))
+      await this.zeroPad(size, fileId)
+    await this.writeBlocks(position, data, fileId)
+  }
+
+  /** Pads a partial last block with zeros up to the block boundary. */
+  private async zeroPad(size: number, fileId: Buffer): Promise<void> {
+    const rest = size % PLAIN_BS
+    if (rest === 0) return
+    await this.writeBlocks(size, Buffer.alloc(PLAIN_BS - rest), fileId)
+  }
+
+  /** Read-modify-write of every block `data` touches, then one write of the new ciphertext. */
+  private async writeBlocks(position: number, data: Buffer, fileId: Buffer): Promise<void> {
+    const first = Math.floor(position / PLAIN_BS)
+    const last = Math.floor((position + data.length - 1) / PLAIN_BS)
+    const out: Buffer[] = []
+    for (let n = first; n <= last; n++) {
+      const blockStart = n * PLAIN_BS
+      const from = Math.max(position, blockStart)
+      const to = Math.min(position + data.length, blockStart + PLAIN_BS)
+      const piece = data.subarray(from - position, to - position)
+      let plain: Buffer
+      if (piece.length === PLAIN_BS) plain = piece
+      else {
+        // Only the first and last block can be partial. A block that fails authentication is not
+        // silently overwritten: the error surfaces and the write fails (gocryptfs does the same).
+        const old = await this.readBlock(n, fileId)
+        plain = Buffer.alloc(Math.max(old.length, to - blockStart))
+        old.copy(plain)
+        piece.copy(plain, from - blockStart)
+      }
+      out.push(encryptBlock(this.key, plain, n, fileId))
+    }
+    const cipher = Buffer.concat(out)
+    await writeAll(this.fh, cipher, blockCipherOffset(first))
+  }
+
+  private async truncateLocked(newSize: number): Promise<void> {
+    const bytes = await this.cipherBytes()
+    const oldSize = plainSize(bytes)
+    if (newSize === oldSize && bytes !== HEADER_LEN) return
+    if (newSize === 0) {
+      // An empty file has no header; the next write makes a new file ID.
+      await this.fh.truncate(0)
+      return
+    }
+    if (newSize > oldSize) return this.grow(oldSize, newSize)
+    // === shrink: cut at the block boundary, then re-write the partial last block
+    const n = Math.floor(newSize / PLAIN_BS)
+    const keep = newSize % PLAIN_BS
+    if (keep === 0) {
+      await this.fh.truncate(cipherSize(newSize))
+      return
+    }
+    const fileId = await this.fileId()
+    const old = await this.readBlock(n, fileId)
+    await this.fh.truncate(blockCipherOffset(n))
+    await writeAll(this.fh, encryptBlock(this.key, old.subarray(0, keep), n, fileId), blockCipherOffset(n))
+  }
+
+  /** file_allocate_truncate.go truncateGrowFile. */
+  private async grow(oldSize: number, newSize: number): Promise<void> {
+    const fileId = await this.ensureHeader()
+    // Growing within the last block: one zero byte at the new end, written by RMW.
+    if (oldSize > 0 && Math.floor((oldSize - 1) / PLAIN_BS) === Math.floor((newSize - 1) / PLAIN_BS))
+      return this.writeBlocks(newSize - 1, Buffer.alloc(1), fileId)
+    await this.zeroPad(oldSize, fileId)
+    // Block-aligned: extend the backing file; the new blocks are holes (all-zero full blocks).
+    if (newSize % PLAIN_BS === 0) await this.fh.truncate(cipherSize(newSize))
+    else await this.writeLocked(newSize - 1, Buffer.alloc(1))
+  }
+}
+
+function checkRange(position: number, length: number): void {
+  if (!Number.isSafeInteger(position) || position < 0 || !Number.isSafeInteger(length) || length < 0)
+    throw new CofferError('ERR_INVALID_ARGUMENT', 'offset and length must be non-negative integers')
+}
+
+async function writeAll(fh: FileHandle, data: Buffer, position: number): Promise<void> {
+  let done = 0
+  while (done < data.length) {
+    const { bytesWritten } = await fh.write(data, done, data.length - done, position + done)
+    done += bytesWritten
+  }
+}
