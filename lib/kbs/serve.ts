@@ -33,7 +33,12 @@ export interface RunningKbs {
 export const SAMPLE_KBS_WARNING =
   'the sample verifier is enabled (allow_sample): any client can attest without a TEE; never do this in production'
 
-export async function startKbs(config: KbsConfig, plugins: KbsPlugins, build: string): Promise<RunningKbs> {
+export async function startKbs(
+  config: KbsConfig,
+  plugins: KbsPlugins,
+  build: string,
+  o: { logStream?: NodeJS.WritableStream } = {},
+): Promise<RunningKbs> {
   const { http } = config
   const loopback = http.address === '127.0.0.1' || http.address === '::1' || http.address === 'localhost'
   const tls =
@@ -90,7 +95,7 @@ export async function startKbs(config: KbsConfig, plugins: KbsPlugins, build: st
       logger: {
         level: config.log.level,
         redact: ['req.headers.authorization', 'req.headers.cookie'],
-        stream: process.stderr,
+        stream: o.logStream ?? process.stderr,
       },
       ...(tls ? { https: tls } : {}),
     })

@@ -25,6 +25,8 @@ export interface TestKbsOptions {
   config?: Record<string, unknown>
   allowSample?: boolean
   store?: KbsStore
+  /** Receives the server's JSON log lines (set config.log.level to see them). */
+  logStream?: NodeJS.WritableStream
 }
 
 export async function startTestKbs(o: TestKbsOptions = {}): Promise<TestKbs> {
@@ -54,7 +56,7 @@ export async function startTestKbs(o: TestKbsOptions = {}): Promise<TestKbs> {
   }
   let kbs: RunningKbs
   try {
-    kbs = await startKbs(config, plugins, 'coffer-test')
+    kbs = await startKbs(config, plugins, 'coffer-test', o.logStream ? { logStream: o.logStream } : {})
   } catch (err) {
     await rm(dir, { recursive: true, force: true })
     throw err
