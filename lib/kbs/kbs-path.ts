@@ -1,11 +1,12 @@
 /**
  * Parses a request path under /kbs/v0 from the raw URL, before any percent-decoding: a segment is
- * accepted only if it already matches trustee's segment grammar, so `..`, `%2e%2e`, `%2f`, empty
- * or doubled slashes can never reach a store key.
+ * accepted only if it already matches the segment grammar, so `..`, `%2e%2e`, `%2f`, empty or
+ * doubled slashes can never reach a store key. The grammar is trustee's minus a leading `-` (as
+ * in resource URIs), so no name can pass for a command-line option in tools that handle it.
  */
 import { API_PREFIX } from './protocol.js'
 
-const SEGMENT = /^[A-Za-z0-9_-][A-Za-z0-9_.-]{0,127}$/
+const SEGMENT = /^[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}$/
 
 export interface KbsPath {
   /** First segment: `auth`, `attest`, `resource`, `resource-policy`, … */

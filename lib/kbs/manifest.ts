@@ -23,7 +23,7 @@ import { POLICY_VERSION, ResourcePolicy, type ResourcePolicyDocument } from './r
 export const MANIFEST_VERSION = 'coffer.dev/kbs-manifest/v1'
 
 const RESOURCE =
-  /^[A-Za-z0-9_-][A-Za-z0-9_.-]{0,127}\/[A-Za-z0-9_-][A-Za-z0-9_.-]{0,127}\/[A-Za-z0-9_-][A-Za-z0-9_.-]{0,127}$/
+  /^[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}\/[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}\/[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}$/
 const CLAIM_PATH = /^[A-Za-z_][A-Za-z0-9_]{0,63}(\.([A-Za-z_][A-Za-z0-9_]{0,63}|\d{1,4})){0,7}$/
 
 const WorkloadSchema = z.strictObject({

@@ -35,7 +35,7 @@ export interface KbsStore {
  * outside its namespace (no path traversal in `fs`, parameters only in SQL): see
  * `assertStoreKey`.
  */
-const KEY = /^[A-Za-z0-9_-][A-Za-z0-9_.-]{0,127}(\/[A-Za-z0-9_-][A-Za-z0-9_.-]{0,127}){0,2}$/
+const KEY = /^[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}(\/[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}){0,2}$/
 
 export function isValidStoreKey(key: string): boolean {
   return KEY.test(key) && !key.split('/').some((s) => s === '.' || s === '..')
