@@ -14,6 +14,8 @@
 #   openssl                  keys and self-signed certificates for test fixtures
 #   gnupg                    gpg and gpg-agent: skopeo's pgp: recipients, OpenPGP test keys
 #   jq                       JSON in the demo scripts
+#   python3-nacl,            an independent peer (libsodium secretbox, scrypt, ECDSA) for cosign
+#   python3-cryptography     key files and signatures in test/interop/sign-skopeo.test.ts
 set -euo pipefail
 
 PACKAGES=(
@@ -21,6 +23,7 @@ PACKAGES=(
   libfuse2 fuse gocryptfs
   swtpm swtpm-tools tpm2-tools
   openssl jq gnupg
+  python3-nacl python3-cryptography
 )
 
 # One dpkg-query for all packages keeps the fast path fast. It prints nothing (and exits non-zero)
