@@ -233,6 +233,48 @@ describe('simple signing (GPG) with skopeo', () => {
     expect(wrong.code).toBe(7)
   })
 
+  it('signing an encrypted image signs the encrypted manifest: skopeo checks it without any decryption key', async () => {
+    const gen = await coffer(['keys', 'generate', '--type', 'ec', '--out', file('enc')])
+    expect(gen.code, gen.stderr).toBe(0)
+    const enc = await coffer([
+      'encrypt',
+      '--dest-tls-verify=false',
+      '--encryption-key',
+      `jwe:${file('enc.pub')}`,
+      `oci:${file('src')}:v1`,
+      image('encrypted:v1'),
+    ])
+    expect(enc.code, enc.stderr).toBe(0)
+    const raw = JSON.parse(
+      (await skopeo(['inspect', '--raw', '--tls-verify=false', image('encrypted:v1')])).stdout,
+    ) as {
+      layers: { mediaType: string }[]
+    }
+    expect(raw.layers.every((l) => l.mediaType.endsWith('+encrypted'))).toBe(true)
+    const signed = await coffer([
+      'sign',
+      '--json',
+      '--tls-verify=false',
+      '--registries.d',
+      file('registries.d'),
+      '--sign-by-gpg',
+      file('signer.sec.asc'),
+      image('encrypted:v1'),
+    ])
+    expect(signed.code, signed.stderr).toBe(0)
+    const policy = await writePolicy('signedby-enc.json', {
+      type: 'signedBy',
+      keyType: 'GPGKeys',
+      keyPath: file('signer.pub'),
+    })
+    // skopeo copies the still-encrypted image: the policy check needed no key.
+    await skopeoPull(policy, image('encrypted:v1'))
+    const ok = await verify(image('encrypted:v1'), ['--policy', policy])
+    expect(ok.code, ok.stderr).toBe(0)
+    const inspected = await coffer(['inspect', '--json', '--tls-verify=false', image('encrypted:v1')])
+    expect(JSON.stringify(inspected.json())).toContain(String(resultOf(signed).manifestDigest))
+  })
+
   it('oci: layouts cannot hold signatures: skopeo refuses --sign-by, coffer refuses with ERR_SIGN_UNSUPPORTED', async () => {
     await expect(
       skopeo(['copy', '--sign-by', fingerprint, `oci:${file('src')}:v1`, `oci:${file('oci-signed')}:v1`], {
