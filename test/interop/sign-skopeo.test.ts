@@ -174,6 +174,92 @@ describe('simple signing (GPG) with skopeo', () => {
     expect(refused.stderr).toMatch(/identity/)
   })
 
+  it('every signedIdentity kind: skopeo and coffer reach the same verdict (differential)', async () => {
+    // app:v1 is signed as app:v1; app:retagged has the same manifest; mirror:v1 too, with the
+    // app:v1 signature copied into its lookaside directory (as a mirror of the repository would have).
+    const digest = String(
+      resultOf(await verify(image('app:v1'), ['--policy', file('signedby.json')])).manifestDigest,
+    )
+    const mirrored = await coffer([
+      'copy',
+      '--src-tls-verify=false',
+      '--dest-tls-verify=false',
+      image('app:v1'),
+      image('mirror:v1'),
+    ])
+    expect(mirrored.code, mirrored.stderr).toBe(0)
+    const at = digest.replace(':', '=')
+    await mkdir(file(`lookaside/mirror@${at}`), { recursive: true })
+    await writeFile(
+      file(`lookaside/mirror@${at}/signature-1`),
+      await readFile(file(`lookaside/app@${at}/signature-1`)),
+    )
+
+    const h = reg.host
+    const cases: [string, Record<string, unknown> | undefined, string, boolean][] = [
+      ['default, by tag', undefined, 'app:v1', true],
+      ['default, by digest', undefined, `app@${digest}`, true],
+      ['default, re-tagged', undefined, 'app:retagged', false],
+      ['matchExact, by tag', { type: 'matchExact' }, 'app:v1', true],
+      ['matchExact, by digest', { type: 'matchExact' }, `app@${digest}`, false],
+      ['matchRepository, re-tagged', { type: 'matchRepository' }, 'app:retagged', true],
+      ['matchRepository, other repository', { type: 'matchRepository' }, 'mirror:v1', false],
+      [
+        'exactReference, re-tagged',
+        { type: 'exactReference', dockerReference: `${h}/app:v1` },
+        'app:retagged',
+        true,
+      ],
+      [
+        'exactReference, wrong tag',
+        { type: 'exactReference', dockerReference: `${h}/app:v2` },
+        'app:v1',
+        false,
+      ],
+      ['exactRepository', { type: 'exactRepository', dockerRepository: `${h}/app` }, 'mirror:v1', true],
+      [
+        'exactRepository, other',
+        { type: 'exactRepository', dockerRepository: `${h}/other` },
+        'app:v1',
+        false,
+      ],
+      [
+        'remapIdentity',
+        { type: 'remapIdentity', prefix: `${h}/mirror`, signedPrefix: `${h}/app` },
+        'mirror:v1',
+        true,
+      ],
+      [
+        'remapIdentity, no prefix match',
+        { type: 'remapIdentity', prefix: `${h}/elsewhere`, signedPrefix: `${h}/app` },
+        'mirror:v1',
+        false,
+      ],
+    ]
+    for (const [i, [name, signedIdentity, ref, accepted]] of cases.entries()) {
+      const policy = await writePolicy(`identity-${i}.json`, {
+        type: 'signedBy',
+        keyType: 'GPGKeys',
+        keyPath: file('signer.pub'),
+        ...(signedIdentity ? { signedIdentity } : {}),
+      })
+      const skopeoAccepted = await skopeoPull(policy, image(ref)).then(
+        () => true,
+        () => false,
+      )
+      const ours = await verify(image(ref), ['--policy', policy])
+      expect({
+        name,
+        skopeo: skopeoAccepted,
+        coffer: ours.code === 0 ? true : ours.code === 7 ? false : ours.stderr,
+      }).toEqual({
+        name,
+        skopeo: accepted,
+        coffer: accepted,
+      })
+    }
+  })
+
   it('an unsigned image, another key and a tampered signature are refused by both', async () => {
     const policy = file('signedby.json')
     await expect(skopeoPull(policy, image('app:other'))).rejects.toThrow(/signature/i)
