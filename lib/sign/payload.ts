@@ -11,6 +11,7 @@
  * Only parse a payload after its signature verified.
  */
 import { CofferError } from '../util/errors.js'
+import { findDuplicateKey } from './strict-json.js'
 
 export const SIMPLE_SIGNING_TYPE = 'atomic container signature'
 export const COSIGN_SIGNATURE_TYPE = 'cosign container image signature'
@@ -51,12 +52,15 @@ export function buildPayload(
 
 /** Parses a verified payload of the expected type. Throws ERR_SIGN_SIGNATURE_INVALID. */
 export function parsePayload(bytes: Uint8Array, expectedType: PayloadType): SignedClaims {
+  const text = Buffer.from(bytes).toString('utf8')
   let doc: unknown
   try {
-    doc = JSON.parse(Buffer.from(bytes).toString('utf8'))
+    doc = JSON.parse(text)
   } catch {
     throw invalid('the signed payload is not JSON')
   }
+  const duplicate = findDuplicateKey(text)
+  if (duplicate !== undefined) throw invalid(`duplicate key "${clip(duplicate)}"`)
   const top = exactObject(doc, ['critical', 'optional'], 'the payload')
   const critical = exactObject(top.critical, ['type', 'image', 'identity'], 'critical')
   if (critical.type !== expectedType)

@@ -16,6 +16,7 @@ import { CofferError } from '../util/errors.js'
 import { readOptionalFileLimited } from '../util/io.js'
 import { MAX_POLICY_BYTES } from './limits.js'
 import { isNameOnly, parseNamed } from './named-reference.js'
+import { findDuplicateKey } from './strict-json.js'
 
 const namedReference = (what: string, allowNameOnly: boolean) =>
   z.string().refine(
@@ -139,12 +140,16 @@ const PATH_SCOPED = new Set(['dir', 'oci', 'oci-archive', 'docker-archive', 'sif
 
 /** Parses policy.json bytes. Throws ERR_SIGN_POLICY_INVALID naming the first problems. */
 export function parsePolicy(bytes: Uint8Array, source = 'policy.json'): Policy {
+  const text = Buffer.from(bytes).toString('utf8')
   let json: unknown
   try {
-    json = JSON.parse(Buffer.from(bytes).toString('utf8'))
+    json = JSON.parse(text)
   } catch {
     throw new CofferError('ERR_SIGN_POLICY_INVALID', `${source} is not valid JSON`)
   }
+  const duplicate = findDuplicateKey(text)
+  if (duplicate !== undefined)
+    throw new CofferError('ERR_SIGN_POLICY_INVALID', `${source}: duplicate key "${clip(duplicate)}"`)
   const parsed = policySchema.safeParse(json)
   if (!parsed.success) {
     throw new CofferError('ERR_SIGN_POLICY_INVALID', `${source}: ${describeIssues(parsed.error)}`)

@@ -8,7 +8,7 @@ import { join } from 'node:path'
 import { generateKey } from 'openpgp'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { coffer } from '../helpers/coffer.js'
-import { makeSampleLayout } from '../helpers/skopeo.js'
+import { makeSampleLayout, skopeo } from '../helpers/skopeo.js'
 
 let work: string
 const file = (name: string): string => join(work, name)
@@ -86,6 +86,22 @@ describe('coffer verify on an oci: layout', () => {
     }
     const missing = await coffer(['verify', '--policy', file('nope.json'), `oci:${file('layout')}:v1`])
     expect(missing.code).toBe(2)
+  })
+})
+
+describe('policy files skopeo refuses, coffer refuses too', () => {
+  it('duplicate keys (JSON.parse would keep the last one and accept)', async () => {
+    const dup = await policy(
+      'dup.json',
+      '{"default":[{"type":"reject"}],"default":[{"type":"insecureAcceptAnything"}]}',
+    )
+    const image = `oci:${file('layout')}:v1`
+    await expect(skopeo(['--policy', dup, 'copy', image, `oci:${file('copy')}:v1`])).rejects.toThrow(
+      /Duplicate key "default"/,
+    )
+    const run = await coffer(['verify', '--policy', dup, image])
+    expect(run.code).toBe(2)
+    expect(run.stderr).toMatch(/duplicate key "default"/)
   })
 })
 
