@@ -97,7 +97,7 @@ describe('policy files skopeo refuses, coffer refuses too', () => {
     )
     const image = `oci:${file('layout')}:v1`
     await expect(skopeo(['--policy', dup, 'copy', image, `oci:${file('copy')}:v1`])).rejects.toThrow(
-      /Duplicate key "default"/,
+      /Duplicate key \\?"default/,
     )
     const run = await coffer(['verify', '--policy', dup, image])
     expect(run.code).toBe(2)
