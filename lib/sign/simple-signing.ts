@@ -11,6 +11,7 @@ import {
   createMessage,
   decryptKey,
   enums,
+  config as openpgpDefaults,
   readKeys,
   readMessage,
   readPrivateKeys,
@@ -29,6 +30,8 @@ const OPENPGP_CONFIG: PartialConfig = {
   // A signed message may be compressed (gpg does); never let it inflate past a signature's size.
   maxDecompressedMessageSize: MAX_SIGNATURE_BYTES,
 }
+
+const OPENPGP_FULL_CONFIG = { ...openpgpDefaults, ...OPENPGP_CONFIG }
 
 /** Reads every key in one or more keyrings, armored or binary. Throws ERR_SIGN_KEY_INVALID. */
 export async function readPublicKeyrings(
@@ -148,6 +151,16 @@ export async function verifySimpleSignature(
   // Defense in depth: expectSigned already checked this, but the signer must be one of *our* keys.
   const signer = keys.find((k) => k.getKeys(only.keyID).length > 0)
   if (!signer) throw new CofferError('ERR_SIGN_SIGNATURE_INVALID', 'the signature is by an unknown key')
+  // OpenPGP.js judges the key as of the signature's creation time; gpgme (and so skopeo) refuses a
+  // key that is expired or revoked *now*. Follow gpgme: the signing key must be valid today.
+  try {
+    await signer.getSigningKey(only.keyID, new Date(), undefined, OPENPGP_FULL_CONFIG)
+  } catch {
+    throw new CofferError(
+      'ERR_SIGN_SIGNATURE_INVALID',
+      'the signing key is expired, revoked or not valid for signing',
+    )
+  }
   return { payload: result.data as Uint8Array, signer: fingerprintOf(signer) }
 }
 
