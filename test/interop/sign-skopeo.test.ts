@@ -15,7 +15,13 @@ import { mkdir, mkdtemp, readFile, readdir, rm, writeFile } from 'node:fs/promis
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { promisify } from 'node:util'
+import { createHash } from 'node:crypto'
+import { Readable } from 'node:stream'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
+import { parseManifestDocument } from '../../lib/oci/manifest.js'
+import { Registry } from '../../lib/oci/registry/registry.js'
+import { Repository } from '../../lib/oci/registry/repository.js'
+import { decryptCosignPrivateKey, signCosignPayload } from '../../lib/sign/cosign-key.js'
 import { coffer, resultOf } from '../helpers/coffer.js'
 import { startRegistry, type TestRegistry } from '../helpers/registry.js'
 import { makeSampleLayout, skopeo } from '../helpers/skopeo.js'
@@ -30,6 +36,7 @@ let gnupgHome: string
 let reg: TestRegistry
 let fingerprint: string
 const file = (name: string): string => join(work, name)
+const sha256 = (b: Buffer): `sha256:${string}` => `sha256:${createHash('sha256').update(b).digest('hex')}`
 const image = (repoTag: string): string => `docker://${reg.host}/${repoTag}`
 
 async function gpg(args: string[]): Promise<Buffer> {
@@ -488,6 +495,138 @@ describe('cosign signatures (sigstore attachments)', () => {
     )
     expect(signed.code, signed.stderr).toBe(0)
     const ok = await verify(image('skopeo-cosign:v1'), ['--key', file('py.pub')])
+    expect(ok.code, ok.stderr).toBe(0)
+  })
+})
+
+describe('hostile .sig manifests in the registry are refused with coded errors, never accepted', () => {
+  const env = { COSIGN_PASSWORD }
+
+  /** Pushes `layers` (payload bytes + media type + annotations) as the .sig manifest of hostile:v1. */
+  async function pushSig(
+    entries: { payload: Buffer; mediaType?: string; annotations: Record<string, string> }[],
+    asIndex = false,
+  ): Promise<void> {
+    const repo = new Repository(new Registry(reg.host, { tlsVerify: false }), 'hostile')
+    try {
+      const top = await repo.getManifest('v1')
+      const tag = `${top.digest.replace(':', '-')}.sig`
+      const layers = []
+      for (const e of entries) {
+        const desc = {
+          mediaType: e.mediaType ?? 'application/vnd.dev.cosign.simplesigning.v1+json',
+          digest: sha256(e.payload),
+          size: e.payload.length,
+        }
+        await repo.uploadBlob(desc, async () => Readable.from([e.payload]))
+        layers.push({ ...desc, annotations: e.annotations })
+      }
+      const config = Buffer.from('{}')
+      const configDesc = {
+        mediaType: 'application/vnd.oci.image.config.v1+json',
+        digest: sha256(config),
+        size: 2,
+      }
+      await repo.uploadBlob(configDesc, async () => Readable.from([config]))
+      const body = asIndex
+        ? { schemaVersion: 2, mediaType: 'application/vnd.oci.image.index.v1+json', manifests: [] }
+        : {
+            schemaVersion: 2,
+            mediaType: 'application/vnd.oci.image.manifest.v1+json',
+            config: configDesc,
+            layers,
+          }
+      const bytes = Buffer.from(JSON.stringify(body))
+      await repo.putManifest(tag, parseManifestDocument(bytes))
+    } finally {
+      await repo.registry.close()
+    }
+  }
+
+  const cosignSign = async (payload: Buffer): Promise<string> => {
+    const key = await decryptCosignPrivateKey(await readFile(file('cosign.key'), 'utf8'), COSIGN_PASSWORD)
+    return signCosignPayload(payload, key)
+  }
+
+  it('each hostile shape is refused (exit 7) and the error names the reason', async () => {
+    await skopeo(['copy', '--dest-tls-verify=false', `oci:${file('src')}:v1`, image('hostile:v1')])
+    const digest = String(
+      resultOf(
+        await verify(image('hostile:v1'), [
+          '--policy',
+          await writePolicy('any.json', { type: 'insecureAcceptAnything' }),
+        ]),
+      ).manifestDigest,
+    )
+    const good = Buffer.from(
+      `{"critical":{"identity":{"docker-reference":"${reg.host}/hostile"},"image":{"docker-manifest-digest":"${digest}"},"type":"cosign container image signature"},"optional":null}`,
+    )
+    const garbage = Buffer.from('not json at all')
+    const extraField = Buffer.from(good.toString().replace('"optional":null', '"optional":null,"x":1'))
+    const cases: [string, () => Promise<void>, RegExp][] = [
+      [
+        'no signature annotation',
+        () => pushSig([{ payload: good, annotations: {} }]),
+        /missing dev.cosignproject.cosign\/signature/,
+      ],
+      [
+        'another media type',
+        async () =>
+          pushSig([
+            {
+              payload: good,
+              mediaType: 'text/plain',
+              annotations: { 'dev.cosignproject.cosign/signature': await cosignSign(good) },
+            },
+          ]),
+        /unsupported sigstore payload type/,
+      ],
+      [
+        'signature over other bytes',
+        async () =>
+          pushSig([
+            {
+              payload: good,
+              annotations: { 'dev.cosignproject.cosign/signature': await cosignSign(garbage) },
+            },
+          ]),
+        /does not verify/,
+      ],
+      [
+        'validly signed garbage payload',
+        async () =>
+          pushSig([
+            {
+              payload: garbage,
+              annotations: { 'dev.cosignproject.cosign/signature': await cosignSign(garbage) },
+            },
+          ]),
+        /not JSON/,
+      ],
+      [
+        'validly signed payload with an unknown field',
+        async () =>
+          pushSig([
+            {
+              payload: extraField,
+              annotations: { 'dev.cosignproject.cosign/signature': await cosignSign(extraField) },
+            },
+          ]),
+        /unknown member/,
+      ],
+      ['an index instead of a manifest', () => pushSig([], true), /is an index/],
+    ]
+    for (const [name, push, why] of cases) {
+      await push()
+      const run = await verify(image('hostile:v1'), ['--key', file('cosign.pub')])
+      expect({ name, code: run.code }).toEqual({ name, code: 7 })
+      expect(run.stderr, name).toMatch(why)
+    }
+    // And the good one, for contrast: the same harness can produce an accept.
+    await pushSig([
+      { payload: good, annotations: { 'dev.cosignproject.cosign/signature': await cosignSign(good) } },
+    ])
+    const ok = await verify(image('hostile:v1'), ['--key', file('cosign.pub')])
     expect(ok.code, ok.stderr).toBe(0)
   })
 })

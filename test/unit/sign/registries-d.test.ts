@@ -1,5 +1,7 @@
 /** registries.d: merging, duplicates, which scope names the lookaside, and the lookaside layout on disk. */
 import { mkdtemp, readFile, rm, writeFile, mkdir } from 'node:fs/promises'
+import { createServer } from 'node:http'
+import type { AddressInfo } from 'node:net'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
@@ -100,6 +102,33 @@ describe('lookaside store', () => {
     const read = await readLookasideSignatures(base, 'team/app', D)
     expect(read.map((b) => Buffer.from(b).toString())).toEqual(['one', 'two'])
     expect(await appendLookasideSignature(base, 'team/app', D, Buffer.from('three'))).toBe(3)
+  })
+
+  it('reads an http lookaside until the first 404; other statuses are ERR_SIGN_STORAGE', async () => {
+    const served: string[] = []
+    const server = createServer((req, res) => {
+      served.push(req.url ?? '')
+      if (req.url?.endsWith('/signature-1')) return res.end('first')
+      if (req.url?.endsWith('/signature-2')) return res.end('second')
+      if (req.url?.includes('broken')) {
+        res.statusCode = 500
+        return res.end()
+      }
+      res.statusCode = 404
+      res.end()
+    })
+    await new Promise<void>((r) => server.listen(0, '127.0.0.1', r))
+    try {
+      const base = new URL(`http://127.0.0.1:${(server.address() as AddressInfo).port}/sigs`)
+      const read = await readLookasideSignatures(base, 'team/app', D)
+      expect(read.map((b) => Buffer.from(b).toString())).toEqual(['first', 'second'])
+      expect(served).toEqual([1, 2, 3].map((n) => `/sigs/team/app@sha256=${'d'.repeat(64)}/signature-${n}`))
+      await expect(readLookasideSignatures(base, 'broken', D)).rejects.toMatchObject({
+        code: 'ERR_SIGN_STORAGE',
+      })
+    } finally {
+      await new Promise((r) => server.close(r))
+    }
   })
 
   it('refuses to write to http(s) lookasides', async () => {
