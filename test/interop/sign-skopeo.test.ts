@@ -500,8 +500,6 @@ describe('cosign signatures (sigstore attachments)', () => {
 })
 
 describe('hostile .sig manifests in the registry are refused with coded errors, never accepted', () => {
-  const env = { COSIGN_PASSWORD }
-
   /** Pushes `layers` (payload bytes + media type + annotations) as the .sig manifest of hostile:v1. */
   async function pushSig(
     entries: { payload: Buffer; mediaType?: string; annotations: Record<string, string> }[],
