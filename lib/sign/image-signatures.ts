@@ -7,6 +7,7 @@
  */
 import type { ImageName } from '../oci/image-name.js'
 import type { ManifestDocument } from '../oci/manifest.js'
+import type { DockerReference } from '../oci/reference.js'
 import { openImageSource } from '../oci/open-image.js'
 import { pullEndpoints, pushEndpoint, type RegistryAccess } from '../oci/registry/access.js'
 import type { Repository } from '../oci/registry/repository.js'
@@ -74,11 +75,14 @@ export async function openSignedImage(
 }
 
 /** The repository signatures of `name` are pushed to; refuses transports that store none. */
-export function signatureRepository(name: ImageName, access: RegistryAccess): Repository {
+export function signatureRepository(
+  name: ImageName,
+  access: RegistryAccess,
+): { repository: Repository; ref: DockerReference } {
   if (name.transport !== 'docker')
     throw new CofferError(
       'ERR_SIGN_UNSUPPORTED',
       `${name.transport}: images cannot carry signatures (as in skopeo: "Pushing signatures for OCI images is not supported"); push the image to a registry and sign it there`,
     )
-  return pushEndpoint(name.ref, access)
+  return { repository: pushEndpoint(name.ref, access), ref: name.ref }
 }

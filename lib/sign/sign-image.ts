@@ -16,7 +16,12 @@ import { formatDockerReference } from '../oci/reference.js'
 import { CofferError } from '../util/errors.js'
 import type { Io } from '../util/io.js'
 import { signCosignPayload } from './cosign-key.js'
-import { openSignedImage, signatureRepository, type SignatureAccess } from './image-signatures.js'
+import {
+  openSignedImage,
+  signatureRepository,
+  type SignatureAccess,
+  type SignedImage,
+} from './image-signatures.js'
 import { appendLookasideSignature } from './lookaside.js'
 import { parseNamed, isNameOnly } from './named-reference.js'
 import { buildPayload, COSIGN_SIGNATURE_TYPE, SIMPLE_SIGNING_TYPE } from './payload.js'
@@ -44,12 +49,11 @@ export async function signImage(
   o: Io & { identity?: string; creator?: string; now?: Date } = {},
 ): Promise<SignResult> {
   // Refuse unsupported transports before any I/O.
-  const repo = signatureRepository(name, sa.access)
-  if (name.transport !== 'docker') throw new CofferError('ERR_INTERNAL', 'unreachable')
-  const ref = name.ref
   const identity = checkedIdentity(o.identity, key.kind, formatImageName(name))
-  const image = await openSignedImage(name, sa, o)
+  const { repository: repo, ref } = signatureRepository(name, sa.access)
+  let image: SignedImage | undefined
   try {
+    image = await openSignedImage(name, sa, o)
     const digest = image.manifest.digest
     if (key.kind === 'gpg') {
       if (!identity && ref.digest)
@@ -89,7 +93,7 @@ export async function signImage(
       added,
     }
   } finally {
-    await image.close()
+    await image?.close()
     await repo.registry.close()
   }
 }
