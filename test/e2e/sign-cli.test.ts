@@ -120,6 +120,23 @@ describe('usage errors', () => {
     expect(missingKey.code).toBe(2)
   })
 
+  it('--sign-identity must be a fully specified reference (with a tag for GPG)', async () => {
+    const { privateKey } = await generateKey({ userIDs: [{ email: 's@example.com' }], format: 'armored' })
+    await writeFile(file('s.asc'), privateKey)
+    for (const identity of ['Not/Valid', 'r.io/app', 'app:v1']) {
+      const run = await coffer([
+        'sign',
+        '--sign-by-gpg',
+        file('s.asc'),
+        '--sign-identity',
+        identity,
+        'docker://127.0.0.1:1/a:b',
+      ])
+      expect(run.code, identity).toBe(2)
+      expect(run.stderr).toMatch(/--sign-identity/)
+    }
+  })
+
   it('keys generate --type cosign without COSIGN_PASSWORD and without a terminal is a usage error', async () => {
     const env = { ...process.env }
     delete env.COSIGN_PASSWORD
