@@ -267,6 +267,43 @@ describe('simple signing (GPG) with skopeo', () => {
     }
   })
 
+  it('scopes: the most specific one wins, in skopeo and in coffer (differential)', async () => {
+    const accept = [{ type: 'insecureAcceptAnything' }]
+    const reject = [{ type: 'reject' }]
+    const policy = file('scopes.json')
+    await writeFile(
+      policy,
+      JSON.stringify({
+        default: accept,
+        transports: {
+          docker: {
+            [`${reg.host}/app:v1`]: accept,
+            [`${reg.host}/app`]: reject,
+            [reg.host]: accept,
+            '': reject,
+          },
+        },
+      }),
+    )
+    const cases: [string, boolean][] = [
+      ['app:v1', true],
+      ['app:retagged', false],
+      ['skopeo-signed:v1', true],
+    ]
+    for (const [ref, accepted] of cases) {
+      const skopeoAccepted = await skopeoPull(policy, image(ref)).then(
+        () => true,
+        () => false,
+      )
+      const ours = await verify(image(ref), ['--policy', policy])
+      expect({ ref, skopeo: skopeoAccepted, coffer: ours.code === 0 }).toEqual({
+        ref,
+        skopeo: accepted,
+        coffer: accepted,
+      })
+    }
+  })
+
   it('an unsigned image, another key and a tampered signature are refused by both', async () => {
     const policy = file('signedby.json')
     await expect(skopeoPull(policy, image('app:other'))).rejects.toThrow(/signature/i)
