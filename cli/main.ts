@@ -182,9 +182,12 @@ const keys = program.command('keys').description('Generate and manage keys.')
 keys
   .command('generate')
   .description(
-    'Generate a key for image encryption: PREFIX.key (private, PKCS#8 PEM, mode 0600) and PREFIX.pub; aes: PREFIX.key only.',
+    'Generate a key: PREFIX.key (private, mode 0600) and PREFIX.pub. rsa/ec: PKCS#8 PEM for encryption; cosign: a cosign signing key (password from COSIGN_PASSWORD or a prompt); aes: PREFIX.key only.',
   )
-  .requiredOption('--type <rsa|ec|aes>', 'key type (aes: a 256-bit key-encryption key for a KBS)')
+  .requiredOption(
+    '--type <rsa|ec|aes|cosign>',
+    'key type (aes: a 256-bit key-encryption key for a KBS; cosign: P-256 signing key in cosign format)',
+  )
   .requiredOption('--out <prefix>', 'file name prefix')
   .option('--bits <n>', 'RSA modulus size: 2048, 3072 or 4096', '3072')
   .option('--curve <name>', 'EC curve: P-256, P-384 or P-521', 'P-256')
@@ -196,6 +199,62 @@ keys
   )
   .action((opts: Record<string, unknown>) =>
     run(opts, async (ctx) => (await import('./commands/keys.js')).keysGenerateCommand(opts, ctx)),
+  )
+
+program
+  .command('sign')
+  .description(
+    'Sign an image in a registry: a cosign signature (--key, stored as the sha256-<digest>.sig tag) or a simple signature (--sign-by-gpg, stored in the registries.d lookaside).',
+  )
+  .argument('<image>', 'docker://HOST/REPO:TAG (the top-level manifest is signed, as stored)')
+  .option('--key <cosign.key>', 'cosign private key (password from COSIGN_PASSWORD or a prompt)')
+  .option('--sign-by-gpg <keyfile>', 'OpenPGP secret key file (armored or binary) for a simple signature')
+  .option('--sign-passphrase-file <path>', 'passphrase for the --sign-by-gpg key')
+  .option(
+    '--sign-identity <reference>',
+    'identity to sign (default: the image reference; cosign: its repository)',
+  )
+  .option(
+    '--registries.d <dir>',
+    'registries.d directory (default: ~/.config/containers/registries.d or /etc/containers/registries.d)',
+  )
+registryFlags(program.commands.at(-1)!, '', 'registry')
+commonFlags(program.commands.at(-1)!, false)
+  .addHelpText(
+    'after',
+    `
+Examples:
+  coffer keys generate --type cosign --out cosign      # cosign.key, cosign.pub
+  COSIGN_PASSWORD=... coffer sign --key cosign.key docker://127.0.0.1:5000/app:1.0
+  coffer sign --sign-by-gpg signer.asc --registries.d ./registries.d docker://127.0.0.1:5000/app:1.0`,
+  )
+  .action((image: string, opts: Record<string, unknown>) =>
+    run(opts, async (ctx) => (await import('./commands/sign.js')).signCommand(image, opts, ctx)),
+  )
+
+program
+  .command('verify')
+  .description(
+    'Check an image against a trust policy (containers-policy.json, as skopeo copy --policy) or one key; exit 0 only if accepted.',
+  )
+  .argument('<image>', 'docker://HOST/REPO:TAG|@DIGEST or oci:DIR[:TAG]')
+  .option(
+    '--policy <policy.json>',
+    'trust policy (default: ~/.config/containers/policy.json or /etc/containers/policy.json)',
+  )
+  .option('--key <file>', 'cosign public key (PEM) or OpenPGP public keyring, instead of a policy')
+  .option('--registries.d <dir>', 'registries.d directory: lookaside and use-sigstore-attachments')
+registryFlags(program.commands.at(-1)!, '', 'registry')
+commonFlags(program.commands.at(-1)!, false)
+  .addHelpText(
+    'after',
+    `
+Examples:
+  coffer verify --key cosign.pub docker://127.0.0.1:5000/app:1.0
+  coffer verify --policy ./policy.json --registries.d ./registries.d docker://127.0.0.1:5000/app:1.0`,
+  )
+  .action((image: string, opts: Record<string, unknown>) =>
+    run(opts, async (ctx) => (await import('./commands/verify.js')).verifyCommand(image, opts, ctx)),
   )
 
 const inspect = program

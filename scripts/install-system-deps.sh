@@ -17,6 +17,8 @@
 #   gnupg                    gpg and gpg-agent: skopeo's pgp: recipients, OpenPGP test keys
 #   jq                       JSON in the demo scripts
 #   postgresql               a real PostgreSQL server for the KBS postgres store's integration tests
+#   python3-nacl,            an independent peer (libsodium secretbox, scrypt, ECDSA) for cosign
+#   python3-cryptography     key files and signatures in test/interop/sign-skopeo.test.ts
 set -euo pipefail
 
 PACKAGES=(
@@ -25,6 +27,7 @@ PACKAGES=(
   swtpm swtpm-tools tpm2-tools libtss2-tcti-swtpm0
   openssl jq gnupg
   postgresql
+  python3-nacl python3-cryptography
 )
 
 # One dpkg-query for all packages keeps the fast path fast. It prints nothing (and exits non-zero)

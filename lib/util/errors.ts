@@ -75,6 +75,16 @@ export const CODES = {
   ERR_CRYPT_PROVIDER_FAILED: 'unavailable',
   ERR_CRYPT_PROVIDER_PROTOCOL: 'failed_precondition',
   ERR_CRYPT_PROVIDER_REQUEST_INVALID: 'invalid_argument',
+  // lib/sign: signatures, trust policy, signature storage
+  ERR_SIGN_POLICY_INVALID: 'invalid_argument',
+  ERR_SIGN_POLICY_DENIED: 'permission_denied',
+  ERR_SIGN_SIGNATURE_INVALID: 'permission_denied',
+  ERR_SIGN_KEY_INVALID: 'invalid_argument',
+  ERR_SIGN_KEY_PASSWORD: 'unauthenticated',
+  ERR_SIGN_UNSUPPORTED: 'unimplemented',
+  ERR_SIGN_REGISTRIES_D_INVALID: 'invalid_argument',
+  ERR_SIGN_STORAGE: 'unavailable',
+  ERR_SIGN_TOO_MANY: 'resource_exhausted',
   // lib/attest: attesters and verifiers
   ERR_ATTEST_EVIDENCE_INVALID: 'invalid_argument',
   ERR_ATTEST_VERIFICATION_FAILED: 'permission_denied',
