@@ -218,6 +218,14 @@ program
     '--registries.d <dir>',
     'registries.d directory (default: ~/.config/containers/registries.d or /etc/containers/registries.d)',
   )
+  .addOption(
+    new Option(
+      '--registry-referrers-mode <mode>',
+      'cosign: legacy (the .sig tag) or oci-1-1 (an OCI 1.1 referrer; the fallback tag where the registry has no referrers API)',
+    )
+      .choices(['legacy', 'oci-1-1'])
+      .default('legacy'),
+  )
 registryFlags(program.commands.at(-1)!, '', 'registry')
 commonFlags(program.commands.at(-1)!, false)
   .addHelpText(

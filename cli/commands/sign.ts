@@ -34,6 +34,7 @@ export async function signCommand(
   }
   const result = await signImage(name, key, await signatureAccess(opts), {
     ...(opts.signIdentity ? { identity: opts.signIdentity as string } : {}),
+    referrersMode: opts.registryReferrersMode === 'oci-1-1' ? 'oci-1-1' : 'legacy',
     signal: ctx.signal,
   })
   ctx.emit({ result: { ...result, kind: key.kind } })

@@ -16,6 +16,7 @@ import type { Io } from '../util/io.js'
 import { readLookasideSignatures } from './lookaside.js'
 import { lookasideBase, usesSigstoreAttachments, type RegistriesD } from './registries-d.js'
 import { readSigstoreAttachments } from './sigstore-attachments.js'
+import { readSigstoreReferrers } from './sigstore-referrers.js'
 import type { Signature, SignatureSource } from './signature.js'
 
 export interface SignatureAccess {
@@ -59,8 +60,11 @@ export async function openSignedImage(
       const base = lookasideBase(sa.registriesD, ref, false, sa.homeDir ? { homeDir: sa.homeDir } : {})
       for (const blob of await readLookasideSignatures(base, ref.repository, manifest.digest, io))
         out.push({ kind: 'simple-signing', blob })
-      if (sa.forceSigstoreAttachments || usesSigstoreAttachments(sa.registriesD, ref))
+      if (sa.forceSigstoreAttachments || usesSigstoreAttachments(sa.registriesD, ref)) {
         out.push(...(await readSigstoreAttachments(origin, manifest.digest, io)))
+        // cosign's OCI 1.1 mode: referrers (API, or the fallback tag on registries without it).
+        out.push(...(await readSigstoreReferrers(origin, manifest.digest, io)))
+      }
       return out
     },
   }

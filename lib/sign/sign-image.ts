@@ -29,6 +29,7 @@ import { lookasideBase } from './registries-d.js'
 import { SIGSTORE_SIGNATURE_ANNOTATION } from './signature.js'
 import { createSimpleSignature } from './simple-signing.js'
 import { appendSigstoreAttachment } from './sigstore-attachments.js'
+import { attachSigstoreReferrer } from './sigstore-referrers.js'
 
 export type SigningKey =
   { readonly kind: 'gpg'; readonly key: PrivateKey } | { readonly kind: 'cosign'; readonly key: KeyObject }
@@ -46,7 +47,13 @@ export async function signImage(
   name: ImageName,
   key: SigningKey,
   sa: SignatureAccess,
-  o: Io & { identity?: string; creator?: string; now?: Date } = {},
+  o: Io & {
+    identity?: string
+    creator?: string
+    now?: Date
+    /** cosign: `legacy` appends to the `.sig` tag; `oci-1-1` pushes an OCI 1.1 referrer (cosign's flag). */
+    referrersMode?: 'legacy' | 'oci-1-1'
+  } = {},
 ): Promise<SignResult> {
   // Refuse unsupported transports before any I/O.
   const identity = checkedIdentity(o.identity, key.kind, formatImageName(name))
@@ -79,6 +86,22 @@ export async function signImage(
     const dockerReference = identity ?? `${ref.host}/${ref.repository}`
     const payload = buildPayload(COSIGN_SIGNATURE_TYPE, dockerReference, digest)
     const signature = signCosignPayload(payload, key.key)
+    if (o.referrersMode === 'oci-1-1') {
+      const subject = { mediaType: image.manifest.mediaType, digest, size: image.manifest.bytes.length }
+      const referrer = await attachSigstoreReferrer(
+        repo,
+        subject,
+        payload,
+        { [SIGSTORE_SIGNATURE_ANNOTATION]: signature },
+        o,
+      )
+      return {
+        manifestDigest: digest,
+        dockerReference,
+        storedAt: `${ref.host}/${ref.repository}@${referrer}`,
+        added: true,
+      }
+    }
     const added = await appendSigstoreAttachment(
       repo,
       digest,

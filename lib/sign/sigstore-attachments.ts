@@ -49,7 +49,7 @@ export async function readSigstoreAttachments(
     out.push({
       kind: 'sigstore',
       mimeType: layer.mediaType,
-      payload: await readPayload(repo, layer, o),
+      payload: await readSignaturePayload(repo, layer, o),
       annotations: layer.annotations ?? {},
     })
   }
@@ -97,8 +97,8 @@ export async function appendSigstoreAttachment(
     digest: digestOf(config),
     size: config.length,
   }
-  await upload(repo, layer, payload, o)
-  await upload(repo, configDesc, config, o)
+  await uploadSmallBlob(repo, layer, payload, o)
+  await uploadSmallBlob(repo, configDesc, config, o)
   const bytes = Buffer.from(
     JSON.stringify({ schemaVersion: 2, mediaType: MediaType.OciManifest, config: configDesc, layers }),
   )
@@ -120,7 +120,8 @@ async function fetchAttachmentManifest(
   }
 }
 
-async function readPayload(repo: Repository, layer: Descriptor, o: Io): Promise<Uint8Array> {
+/** A signature payload blob, size-limited and checked against its digest (the registry is untrusted). */
+export async function readSignaturePayload(repo: Repository, layer: Descriptor, o: Io): Promise<Uint8Array> {
   if (layer.size > MAX_SIGNATURE_BYTES)
     throw new CofferError(
       'ERR_SIGN_SIGNATURE_INVALID',
@@ -140,7 +141,13 @@ async function readPayload(repo: Repository, layer: Descriptor, o: Io): Promise<
   return bytes
 }
 
-async function upload(repo: Repository, desc: Descriptor, data: Uint8Array, o: Io): Promise<void> {
+/** Uploads a small in-memory blob unless the repository has it. */
+export async function uploadSmallBlob(
+  repo: Repository,
+  desc: Descriptor,
+  data: Uint8Array,
+  o: Io,
+): Promise<void> {
   if (await repo.hasBlob(desc, o)) return
   await repo.uploadBlob(desc, async (offset) => Readable.from([Buffer.from(data.subarray(offset))]), o)
 }

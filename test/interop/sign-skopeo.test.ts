@@ -723,3 +723,48 @@ with open(out + '.pub', 'wb') as f:
     f.write(key.public_key().public_bytes(serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo))
 print('wrote py.key py.pub')
 `
+
+describe('cosign signatures as OCI 1.1 referrers (--registry-referrers-mode oci-1-1)', () => {
+  const env = { COSIGN_PASSWORD }
+
+  it('are pushed as a referrer (fallback tag on distribution 2.8), not the .sig tag, and verify', async () => {
+    expect(
+      (await coffer(['keys', 'generate', '--type', 'cosign', '--out', file('cosign-ref')], { env })).code,
+    ).toBe(0)
+    expect(
+      (await coffer(['keys', 'generate', '--type', 'cosign', '--out', file('cosign-ref-other')], { env }))
+        .code,
+    ).toBe(0)
+    await skopeo(['copy', '--dest-tls-verify=false', `oci:${file('src')}:v2`, image('cosign-ref:v1')])
+    const signed = await coffer(
+      [
+        'sign',
+        '--json',
+        '--tls-verify=false',
+        '--registry-referrers-mode',
+        'oci-1-1',
+        '--key',
+        file('cosign-ref.key'),
+        image('cosign-ref:v1'),
+      ],
+      { env },
+    )
+    expect(signed.code, signed.stderr).toBe(0)
+    const digest = String(resultOf(signed).manifestDigest)
+    expect(String(resultOf(signed).storedAt)).toMatch(/@sha256:[0-9a-f]{64}$/)
+    const base = `http://${reg.host}/v2/cosign-ref/manifests`
+    const fallback = await fetch(`${base}/${digest.replace(':', '-')}`, {
+      headers: { accept: 'application/vnd.oci.image.index.v1+json' },
+    })
+    expect(fallback.status).toBe(200)
+    const index = (await fallback.json()) as { manifests: { artifactType?: string }[] }
+    expect(index.manifests).toEqual([
+      expect.objectContaining({ artifactType: 'application/vnd.dev.cosign.artifact.sig.v1+json' }),
+    ])
+    expect((await fetch(`${base}/${digest.replace(':', '-')}.sig`, { method: 'HEAD' })).status).toBe(404)
+
+    const ok = await verify(image('cosign-ref:v1'), ['--key', file('cosign-ref.pub')])
+    expect(ok.code, ok.stderr).toBe(0)
+    expect((await verify(image('cosign-ref:v1'), ['--key', file('cosign-ref-other.pub')])).code).toBe(7)
+  })
+})

@@ -1,14 +1,13 @@
 import { CofferError } from '../../util/errors.js'
 import type { Io } from '../../util/io.js'
-import { digestOf } from '../digest.js'
 import { CallOrder, type BlobOpener, type ImageDestination, type ImageSource } from '../image-transport.js'
-import { parseManifestDocument, type ManifestDocument } from '../manifest.js'
-import { MediaType } from '../media-types.js'
+import type { ManifestDocument } from '../manifest.js'
 import { formatDockerReference, type DockerReference } from '../reference.js'
-import type { Descriptor, Index } from '../schemas.js'
+import type { Descriptor } from '../schemas.js'
 import { pushEndpoint, type RegistryAccess } from './access.js'
 import type { UploadOptions } from './blob-upload.js'
-import { referrersTag, type Repository } from './repository.js'
+import { addToReferrersTag } from './referrers-tag.js'
+import type { Repository } from './repository.js'
 
 /**
  * Writes an image to `docker://REF`. Blobs are skipped when present, mounted when the source is
@@ -76,39 +75,7 @@ class RegistryDestination implements ImageDestination {
   private async write(reference: string, doc: ManifestDocument, o: Io): Promise<void> {
     const { subjectIndexed } = await this.repo.putManifest(reference, doc, o)
     const subject = doc.kind === 'manifest' ? doc.manifest.subject : doc.index.subject
-    if (subject && !subjectIndexed) await this.addToReferrersTag(subject, doc, o)
-  }
-
-  /**
-   * A registry without the referrers API: keep the fallback tag's index up to date, as the
-   * distribution-spec asks of clients ("Pushing Manifests with Subject").
-   */
-  private async addToReferrersTag(subject: Descriptor, doc: ManifestDocument, o: Io): Promise<void> {
-    const tag = referrersTag(subject.digest)
-    let index: Index = { schemaVersion: 2, mediaType: MediaType.OciIndex, manifests: [] }
-    try {
-      const existing = await this.repo.getManifest(tag, o)
-      if (existing.kind === 'index') index = existing.index
-    } catch (err) {
-      if (!(err instanceof CofferError && err.code === 'ERR_REGISTRY_NOT_FOUND')) throw err
-    }
-    if (index.manifests.some((m) => m.digest === doc.digest)) return
-    const body = doc.kind === 'manifest' ? doc.manifest : doc.index
-    const artifactType =
-      body.artifactType ?? (doc.kind === 'manifest' ? doc.manifest.config.mediaType : undefined)
-    const entry: Descriptor = {
-      mediaType: doc.mediaType,
-      digest: doc.digest,
-      size: doc.bytes.length,
-      ...(artifactType ? { artifactType } : {}),
-      ...(body.annotations ? { annotations: body.annotations } : {}),
-    }
-    const bytes = Buffer.from(JSON.stringify({ ...index, manifests: [...index.manifests, entry] }))
-    const next = parseManifestDocument(bytes, {
-      declaredType: MediaType.OciIndex,
-      expectedDigest: digestOf(bytes),
-    })
-    await this.repo.putManifest(tag, next, o)
+    if (subject && !subjectIndexed) await addToReferrersTag(this.repo, subject, doc, o)
   }
 
   async close(): Promise<void> {
