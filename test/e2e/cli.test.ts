@@ -136,7 +136,7 @@ describe('coffer demo', () => {
     await rm(work, { recursive: true, force: true })
   })
 
-  it('runs end to end, leaves a layout skopeo reads, and leaves no registry running', async () => {
+  it('runs end to end (build, KBS, encrypt, sign, verify, attest, decrypt), leaves layouts skopeo reads, and leaves nothing running', async () => {
     const dir = join(work, 'demo')
     const run = await coffer(['demo', '--json', '--workdir', dir])
     expect(run.stderr).not.toContain('coffer:')
@@ -146,10 +146,20 @@ describe('coffer demo', () => {
       digest: string
       registry: string
       encrypted: string
+      decrypted: string
+      kbs: string
       layers: string[]
     }
     expect(result.digest).toMatch(/^sha256:[0-9a-f]{64}$/)
-    expect(lines.filter((l) => 'step' in l).map((l) => l.step)).toHaveLength(9)
+    expect(lines.filter((l) => 'step' in l).map((l) => l.step)).toHaveLength(11)
+    // The guest got the original image back, through the KBS-held key.
+    expect(result.decrypted).toBe(result.digest)
+    const decrypted = JSON.parse(
+      (await skopeo(['inspect', '--raw', `oci:${join(dir, 'decrypted')}:sample`])).stdout,
+    ) as {
+      layers: { digest: string }[]
+    }
+    expect(decrypted.layers.map((l) => l.digest)).toEqual(result.layers)
     // The encrypted image the demo made is ocicrypt's format: skopeo decrypts it to the same layers.
     const sk = join(work, 'sk-dec')
     await skopeo([
@@ -167,8 +177,9 @@ describe('coffer demo', () => {
       Digest: string
     }
     expect(pulled.Digest).toBe(result.digest)
-    // The registry it started is gone: its port refuses connections.
+    // The registry and the KBS it started are gone: their ports refuse connections.
     await expect(fetch(`http://${result.registry}/v2/`)).rejects.toThrow()
+    await expect(fetch(`${result.kbs}/healthz`)).rejects.toThrow()
     // A demo without --workdir cleans up after itself.
     const before = (await readdir(tmpdir())).filter((n) => n.startsWith('coffer-demo-'))
     expect((await coffer(['demo', '--quiet'])).code).toBe(0)
