@@ -1,6 +1,9 @@
 import { X509Certificate } from 'node:crypto'
 import { readFile } from 'node:fs/promises'
+import { z } from 'zod'
 import { CofferError } from '../util/errors.js'
+import { parsePluginSettings } from './plugin-settings.js'
+import type { PluginSettings } from './types.js'
 
 /**
  * Vendor trust material for hardware-TEE verifiers (AMD ARK/ASK bundles, the Intel SGX root CA),
@@ -162,4 +165,31 @@ export function cachedVendorCertificates(source: VendorCertificateSource): () =>
       pending = undefined
       throw err
     }))
+}
+
+/**
+ * Settings of a verifier whose trust anchors are vendor certificates (snp, tdx): `vendorRoots`,
+ * file paths (a list, or one path). Optional, because the KBS builds every built-in verifier even
+ * when its TEE is not configured; such a verifier then refuses all evidence with
+ * ERR_CONFIG_INVALID instead of failing the server's start.
+ */
+export const VendorRootsSettings = z.strictObject({
+  vendorRoots: z
+    .union([
+      z
+        .string()
+        .min(1)
+        .transform((p) => [p]),
+      z.array(z.string().min(1)),
+    ])
+    .default([]),
+})
+
+/** The lazily loaded vendor certificates a verifier's settings name. */
+export function vendorCertificatesFrom(
+  settings: PluginSettings,
+  what: string,
+): () => Promise<VendorCertificates> {
+  const s = parsePluginSettings(VendorRootsSettings, settings, what)
+  return () => loadVendorCertificates(s.vendorRoots, what)
 }

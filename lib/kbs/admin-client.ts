@@ -9,7 +9,7 @@ import { readAllLimited } from '../util/io.js'
 import { MiB } from '../util/limits.js'
 import { createHttpTransport, type HttpTransport } from '../oci/registry/http.js'
 import { signAdminToken } from './admin-auth.js'
-import { ErrorInformationSchema } from './protocol.js'
+import { kbsHttpError } from './http-error.js'
 import { rvpsMessage } from './reference-values.js'
 import type { ResourceUri } from './resource-uri.js'
 
@@ -151,23 +151,6 @@ export class KbsAdminClient {
         throw new CofferError('ERR_KBS_PROTOCOL', 'the KBS answered with invalid JSON')
       }
     }
-    let detail = `HTTP ${res.status}`
-    try {
-      const info = ErrorInformationSchema.safeParse(JSON.parse(raw.toString('utf8')))
-      if (info.success) detail = `${info.data.type.split('/').pop()}: ${info.data.detail.slice(0, 500)}`
-    } catch {
-      // keep the status
-    }
-    const code =
-      res.status === 404
-        ? 'ERR_KBS_RESOURCE_NOT_FOUND'
-        : res.status === 401 && detail.startsWith('AdminAuthAccess')
-          ? 'ERR_KBS_UNAUTHORIZED'
-          : res.status === 413
-            ? 'ERR_TOO_LARGE'
-            : res.status >= 500
-              ? 'ERR_KBS_UNREACHABLE'
-              : 'ERR_KBS_PROTOCOL'
-    throw new CofferError(code, `KBS refused ${method} ${path}: ${detail}`)
+    throw kbsHttpError(res.status, raw, `${method} ${path}`)
   }
 }

@@ -23,13 +23,13 @@ import {
   type RetryPolicy,
 } from '../oci/registry/retry.js'
 import {
-  ErrorInformationSchema,
   JweResponseSchema,
   KBS_PROTOCOL_VERSION,
   SESSION_COOKIE,
   AttestResponseSchema,
   type TeePubKey,
 } from './protocol.js'
+import { kbsHttpError } from './http-error.js'
 import { parseResourceUri, resourcePath, type ResourceUri } from './resource-uri.js'
 
 const MAX_RESPONSE_BYTES = 4 * MiB
@@ -236,24 +236,8 @@ async function json(res: HttpResponse): Promise<unknown> {
 
 /** Turns a non-200 answer into a coded error carrying the KBS's ErrorInformation. */
 async function kbsError(res: HttpResponse, what: string): Promise<CofferError> {
-  let detail = `HTTP ${res.status}`
-  try {
-    const info = ErrorInformationSchema.safeParse(await json(res))
-    if (info.success) detail = `${info.data.type.split('/').pop()}: ${info.data.detail.slice(0, 500)}`
-  } catch {
-    // keep the status alone
-  }
-  const code =
-    res.status === 404
-      ? 'ERR_KBS_RESOURCE_NOT_FOUND'
-      : res.status === 401 && /PolicyDeny/.test(detail)
-        ? 'ERR_KBS_DENIED'
-        : res.status === 401
-          ? 'ERR_KBS_UNAUTHORIZED'
-          : res.status >= 500
-            ? 'ERR_KBS_UNREACHABLE'
-            : 'ERR_KBS_PROTOCOL'
-  return new CofferError(code, `KBS refused ${what}: ${detail}`)
+  const body = await readAllLimited(res.body, MAX_RESPONSE_BYTES, 'KBS response').catch(() => Buffer.alloc(0))
+  return kbsHttpError(res.status, body, what)
 }
 
 function sessionCookie(res: HttpResponse): string | undefined {
