@@ -19,6 +19,7 @@
 #   postgresql               a real PostgreSQL server for the KBS postgres store's integration tests
 #   python3-nacl,            an independent peer (libsodium secretbox, scrypt, ECDSA) for cosign
 #   python3-cryptography     key files and signatures in test/interop/sign-skopeo.test.ts
+#   zstd                     zstd-compressed layers for the guest's layer reader (test/interop/layer-stream)
 set -euo pipefail
 
 PACKAGES=(
@@ -28,6 +29,7 @@ PACKAGES=(
   openssl jq gnupg
   postgresql
   python3-nacl python3-cryptography
+  zstd
 )
 
 # One dpkg-query for all packages keeps the fast path fast. It prints nothing (and exits non-zero)

@@ -44,6 +44,7 @@ export const CODES = {
   ERR_OCI_PLATFORM_INVALID: 'invalid_argument',
   ERR_OCI_PLATFORM_NOT_FOUND: 'not_found',
   ERR_OCI_OUT_OF_ORDER: 'failed_precondition',
+  ERR_OCI_LAYER_INVALID: 'data_loss',
   // lib/oci: image layout
   ERR_OCI_LAYOUT_INVALID: 'failed_precondition',
   ERR_OCI_LAYOUT_NOT_FOUND: 'not_found',

@@ -1,0 +1,108 @@
+/**
+ * One layer of a pulled image as the tar stream an unpacker consumes, with every check on the way:
+ * the blob's digest and size (as fetched, resumable), decryption when the layer is `+encrypted`
+ * (HMAC and the recorded plaintext digest checked before any plaintext is released), decompression
+ * by media type, and the config's diff_id over the tar itself. The last two fail at the end of the
+ * stream, so a consumer must treat what it read as untrusted until the stream ended cleanly (the
+ * layer store unpacks into staging and commits only then).
+ */
+import { PassThrough, Transform, type Readable } from 'node:stream'
+import { pipeline } from 'node:stream/promises'
+import * as zlib from 'node:zlib'
+import { Decompress as ZstdDecompress } from 'fzstd'
+import { decryptionStep, type DecryptOptions } from '../crypt/decrypt-step.js'
+import { isEncryptedMediaType } from '../crypt/media-types.js'
+import type { Digest } from '../oci/digest.js'
+import { verifyingStream } from '../oci/digest.js'
+import type { ImageSource } from '../oci/image-transport.js'
+import { layerCompression } from '../oci/media-types.js'
+import type { Descriptor } from '../oci/schemas.js'
+import { CofferError } from '../util/errors.js'
+import type { Io } from '../util/io.js'
+
+export interface LayerTar {
+  /** The uncompressed tar; errors at its end if any check failed. */
+  readonly tar: Readable
+  /** Removes the decryption spool, if any; call when done (also after errors). */
+  dispose(): Promise<void>
+}
+
+export async function openLayerTar(
+  source: ImageSource,
+  desc: Descriptor,
+  diffId: Digest,
+  o: Io & { decrypt?: DecryptOptions } = {},
+): Promise<LayerTar> {
+  const compression = layerCompression(desc.mediaType)
+  if (!compression)
+    throw new CofferError(
+      'ERR_OCI_MEDIA_TYPE_UNKNOWN',
+      `layer ${desc.digest} has media type ${desc.mediaType}, which is not a layer`,
+    )
+  // The blob as stored, checked against its descriptor while it streams.
+  const verified = async (): Promise<Readable> =>
+    (await source.getBlob(desc, o)).pipe(verifyingStream(desc.digest as Digest, desc.size))
+  let compressed: Readable
+  let dispose = async (): Promise<void> => {}
+  if (isEncryptedMediaType(desc.mediaType)) {
+    if (!o.decrypt)
+      throw new CofferError(
+        'ERR_CRYPT_NO_KEY',
+        `layer ${desc.digest} is encrypted; give a decryption key or a KBS`,
+      )
+    const layer = await decryptionStep(o.decrypt).apply(desc, verified, o)
+    dispose = layer.dispose
+    compressed = await layer.open(0)
+  } else {
+    compressed = await verified()
+  }
+  const tar = new PassThrough({ highWaterMark: 1 << 20 })
+  // Errors anywhere in the chain reach `tar`, the consumer's stream.
+  pipeline(compressed, decompressor(compression), verifyingStream(diffId), tar).catch((err: unknown) =>
+    tar.destroy(
+      err instanceof CofferError
+        ? err
+        : new CofferError(
+            'ERR_OCI_LAYER_INVALID',
+            `layer ${desc.digest} cannot be read: ${(err as Error).message}`,
+            {
+              cause: err,
+            },
+          ),
+    ),
+  )
+  return { tar, dispose }
+}
+
+function decompressor(c: 'none' | 'gzip' | 'zstd'): Transform {
+  if (c === 'gzip') return zlib.createGunzip()
+  if (c === 'none') return new PassThrough()
+  // Node 22.15+ has zstd in zlib; Node 20 does not, so a pure-JS streaming decoder fills in.
+  const native = (zlib as unknown as { createZstdDecompress?: () => Transform }).createZstdDecompress
+  if (native) return native()
+  return zstdTransform()
+}
+
+function zstdTransform(): Transform {
+  let push: ((chunk: Uint8Array) => void) | undefined
+  const decoder = new ZstdDecompress((chunk) => push?.(chunk))
+  return new Transform({
+    transform(chunk: Buffer, _enc, cb) {
+      push = (out) => this.push(Buffer.from(out))
+      try {
+        decoder.push(chunk)
+        cb()
+      } catch (err) {
+        cb(new CofferError('ERR_OCI_LAYER_INVALID', `zstd stream is corrupt: ${(err as Error).message}`))
+      }
+    },
+    flush(cb) {
+      try {
+        decoder.push(new Uint8Array(0), true)
+        cb()
+      } catch (err) {
+        cb(new CofferError('ERR_OCI_LAYER_INVALID', `zstd stream is corrupt: ${(err as Error).message}`))
+      }
+    },
+  })
+}
