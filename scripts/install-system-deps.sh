@@ -17,6 +17,7 @@
 #   gnupg                    gpg and gpg-agent: skopeo's pgp: recipients, OpenPGP test keys
 #   jq                       JSON in the demo scripts
 #   postgresql               a real PostgreSQL server for the KBS postgres store's integration tests
+#   attr                     setfattr/getfattr: lib/image/unpack marks overlayfs opaque dirs (trusted.overlay.opaque)
 set -euo pipefail
 
 PACKAGES=(
@@ -25,6 +26,7 @@ PACKAGES=(
   swtpm swtpm-tools tpm2-tools libtss2-tcti-swtpm0
   openssl jq gnupg
   postgresql
+  attr
 )
 
 # One dpkg-query for all packages keeps the fast path fast. It prints nothing (and exits non-zero)
