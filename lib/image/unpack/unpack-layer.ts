@@ -51,13 +51,18 @@ type EntryHeader = Omit<Header, 'type' | 'pax'> & {
 }
 
 /** The slice of a tar-stream (streamx) entry stream the unpacker uses. */
-type EntryBody = AsyncIterable<Uint8Array> & { resume(): unknown; destroy(err?: Error): unknown }
+type EntryBody = AsyncIterable<Uint8Array> & {
+  resume(): unknown
+  on(ev: 'error', fn: (err: Error) => void): unknown
+}
 
 /** Unpacks the tar stream `source` into `dest` (which must exist). See `UnpackOptions`. */
 export async function unpackLayer(source: Readable, dest: string, o: UnpackOptions): Promise<UnpackResult> {
   const u = new LayerUnpacker(dest, o)
   const tar = extract()
   const feeding = feed(source, tar, o.signal)
+  // Awaited below; this handler only keeps an early failure from counting as unhandled meanwhile.
+  feeding.catch(() => undefined)
   try {
     for await (const entry of tar) {
       await u.entry(entry.header as EntryHeader, entry as unknown as EntryBody)
@@ -83,7 +88,7 @@ export async function unpackLayer(source: Readable, dest: string, o: UnpackOptio
  */
 async function feed(source: Readable, tar: Extract, signal?: AbortSignal): Promise<void> {
   const failed = new Promise<never>((_, reject) => {
-    tar.once('error', reject)
+    tar.on('error', reject)
     tar.once('close', () => reject(new CofferError('ERR_IMAGE_TAR_INVALID', 'tar stream closed early')))
   })
   failed.catch(() => undefined)
@@ -102,7 +107,8 @@ function asTarError(err: unknown): unknown {
   if (err instanceof CofferError) return err
   const e = err as NodeJS.ErrnoException
   if (e?.name === 'AbortError') return new CofferError('ERR_CANCELED', 'unpack canceled', { cause: err })
-  if (e?.code === undefined && e instanceof Error) {
+  // errno-style failures (ENOSPC, EACCES) stay as they are; everything else came from the parser.
+  if (e instanceof Error && typeof e.errno !== 'number' && e.syscall === undefined) {
     return new CofferError('ERR_IMAGE_TAR_INVALID', `malformed tar: ${e.message}`, { cause: err })
   }
   return err
@@ -136,6 +142,9 @@ class LayerUnpacker {
   }
 
   async entry(h: EntryHeader, body: EntryBody): Promise<void> {
+    // The parser reports a truncated body on the entry stream too; the loop sees it through the
+    // extractor, so an unlistened 'error' event here must not become an uncaught exception.
+    body.on('error', () => undefined)
     try {
       await this.handle(h, body)
     } finally {
