@@ -71,6 +71,11 @@ export interface UnpackResult {
   opaqueDirs: string[]
   /** Hardlinks to files of lower layers, left for the materializer to resolve. */
   externalLinks: ExternalLink[]
+  /**
+   * Parent directories this layer needed but did not declare (created 0755 root:root). When the
+   * layer is applied over lower ones, such a directory must keep the lower one's attributes.
+   */
+  implicitDirs: string[]
   /** path → xattr name → value (base64 of the UTF-8 bytes as the PAX record was decoded). */
   xattrs: Record<string, Record<string, string>>
   warnings: UnpackWarning[]

@@ -121,6 +121,7 @@ class LayerUnpacker {
     whiteouts: [],
     opaqueDirs: [],
     externalLinks: [],
+    implicitDirs: [],
     xattrs: {},
     warnings: [],
   }
@@ -131,6 +132,12 @@ class LayerUnpacker {
   /** Paths this layer created (for opaque dirs and self-whiteouts). */
   private readonly created = new Set<string>()
   private readonly dirTimes: Array<{ abs: string; mtime: Date }> = []
+  /**
+   * Times of directories from lower layers whose children this layer changes: restored at the end,
+   * as umoci does (tar_extract.go keeps a parent's mtime), since only a directory entry of this
+   * layer may change a directory's attributes.
+   */
+  private readonly keptTimes = new Map<string, { atime: Date; mtime: Date }>()
 
   constructor(
     private readonly root: string,
@@ -245,12 +252,23 @@ class LayerUnpacker {
     const abs = resolveInside(this.root, path)
     const parts = path.split('/')
     const existing = await ensureNoSymlinkOnPath(this.root, path)
+    await this.keepTimes(parts.slice(0, existing).join('/'))
     let cur = join(this.root, ...parts.slice(0, existing))
     for (let i = existing; i < parts.length - 1; i++) {
       cur = join(cur, parts[i] as string)
       await mkdir(cur, { mode: 0o755 })
+      this.result.implicitDirs.push(parts.slice(0, i + 1).join('/'))
     }
     return abs
+  }
+
+  /** Remembers a lower-layer directory's times before this layer changes its children. */
+  private async keepTimes(rel: string): Promise<void> {
+    if (this.o.whiteouts !== 'apply' || this.created.has(rel)) return
+    const abs = resolveInside(this.root, rel)
+    if (this.keptTimes.has(abs)) return
+    const st = await lstatOrNull(abs)
+    if (st?.isDirectory()) this.keptTimes.set(abs, { atime: st.atime, mtime: st.mtime })
   }
 
   /** O_EXCL|O_NOFOLLOW: the path was just emptied; a symlink planted there would make this fail. */
@@ -317,11 +335,11 @@ class LayerUnpacker {
     this.result.whiteouts.push(target)
     if (this.o.whiteouts === 'record') return
     const abs = resolveInside(this.root, target)
+    if (this.created.has(target)) {
+      this.warn('WHITEOUT_OF_OWN_ENTRY', target, 'whiteout of an entry of the same layer ignored')
+      return
+    }
     if (this.o.whiteouts === 'apply') {
-      if (this.created.has(target)) {
-        this.warn('WHITEOUT_OF_OWN_ENTRY', target, 'whiteout of an entry of the same layer ignored')
-        return
-      }
       try {
         await ensureNoSymlinkOnPath(this.root, target)
       } catch (err) {
@@ -329,6 +347,7 @@ class LayerUnpacker {
         if (err instanceof CofferError && err.code === 'ERR_IMAGE_UNSAFE_PATH') return
         throw err
       }
+      if (await lstatOrNull(abs)) await this.keepTimes(dir)
       await rm(abs, { recursive: true, force: true })
       return
     }
@@ -383,6 +402,10 @@ class LayerUnpacker {
         await setXattr(abs, OVERLAY_OPAQUE_XATTR, 'y')
       }
     }
+    // An opaque dir was emptied of its lower content: it gets a new mtime (see applyOpaque).
+    for (const d of this.result.opaqueDirs) this.keptTimes.delete(resolveInside(this.root, d))
+    const kept = [...this.keptTimes].sort((a, b) => b[0].length - a[0].length)
+    for (const [abs, t] of kept) await utimes(abs, t.atime, t.mtime).catch(() => undefined)
     this.dirTimes.sort((a, b) => b.abs.length - a.abs.length)
     for (const { abs, mtime } of this.dirTimes) await utimes(abs, mtime, mtime)
   }
@@ -400,8 +423,11 @@ class LayerUnpacker {
       const names = await readdir(abs).catch(() => [] as string[])
       for (const n of names) {
         const child = rel === '' ? n : `${rel}/${n}`
-        if (!keep.has(child)) await rm(join(abs, n), { recursive: true, force: true })
-        else if (!this.created.has(child) || (await lstatOrNull(join(abs, n)))?.isDirectory())
+        if (!keep.has(child)) {
+          // The opaque dir itself gets a new mtime, as with umoci; directories below it keep theirs.
+          if (rel !== dir) await this.keepTimes(rel)
+          await rm(join(abs, n), { recursive: true, force: true })
+        } else if (!this.created.has(child) || (await lstatOrNull(join(abs, n)))?.isDirectory())
           await walk(child)
       }
     }
