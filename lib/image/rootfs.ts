@@ -30,12 +30,12 @@ import {
   symlink,
   utimes,
 } from 'node:fs/promises'
-import { join } from 'node:path'
+import { join, relative } from 'node:path'
 import { promisify } from 'node:util'
 import { CofferError } from '../util/errors.js'
 import type { Io } from '../util/io.js'
 import type { LayerStore, StoredLayer } from './layer-store/index.js'
-import { ensureNoSymlinkOnPath, resolveInside } from './unpack/safe-path.js'
+import { ensureNoSymlinkOnPath, resolveInside, setDirTimes } from './unpack/safe-path.js'
 import { makeDevice, makeFifo } from './unpack/special-files.js'
 
 const execFileP = promisify(execFile)
@@ -148,10 +148,11 @@ async function applyLayer(root: string, layer: StoredLayer): Promise<void> {
   const isRoot = process.getuid?.() === 0
   // Lower directories whose children this layer changes keep their times (as umoci does); only a
   // directory the layer itself declares gets new attributes.
-  const kept = new Map<string, { atime: Date; mtime: Date }>()
+  const kept = new Map<string, { atime: Date; mtime: Date }>() // rel → times
   const keep = async (abs: string): Promise<void> => {
-    const st = kept.has(abs) ? null : await lstat(abs).catch(() => null)
-    if (st?.isDirectory()) kept.set(abs, { atime: st.atime, mtime: st.mtime })
+    const rel = relative(root, abs)
+    const st = kept.has(rel) ? null : await lstat(abs).catch(() => null)
+    if (st?.isDirectory()) kept.set(rel, { atime: st.atime, mtime: st.mtime })
   }
   for (const w of layer.meta.whiteouts) {
     const parent = await existingDir(root, w.includes('/') ? w.slice(0, w.lastIndexOf('/')) : '')
@@ -166,7 +167,7 @@ async function applyLayer(root: string, layer: StoredLayer): Promise<void> {
   const implicit = new Set(layer.meta.implicitDirs)
   const whiteouts = new Set(layer.meta.whiteouts)
   const linked = new Map<string, string>() // "dev:ino" in the layer → first copy's path in the tree
-  const dirTimes: Array<{ abs: string; mtime: Date }> = []
+  const dirTimes: Array<{ rel: string; mtime: Date }> = []
 
   const copy = async (rel: string): Promise<void> => {
     const src = join(layer.rootfs, rel)
@@ -214,7 +215,7 @@ async function applyLayer(root: string, layer: StoredLayer): Promise<void> {
       else {
         await chmod(abs, s.mode & 0o7777)
         if (s.isDirectory()) {
-          dirTimes.push({ abs, mtime: s.mtime })
+          dirTimes.push({ rel: child, mtime: s.mtime })
           await copy(child)
         } else await utimes(abs, s.atime, s.mtime)
       }
@@ -236,11 +237,11 @@ async function applyLayer(root: string, layer: StoredLayer): Promise<void> {
     await rm(abs, { recursive: true, force: true })
     await link(resolveInside(root, target), abs)
   }
-  for (const d of layer.meta.opaqueDirs) kept.delete(resolveInside(root, d))
+  for (const d of layer.meta.opaqueDirs) kept.delete(d)
   const restored = [...kept].sort((a, b) => b[0].length - a[0].length)
-  for (const [abs, t] of restored) await utimes(abs, t.atime, t.mtime).catch(() => undefined)
-  dirTimes.sort((a, b) => b.abs.length - a.abs.length)
-  for (const { abs, mtime } of dirTimes) await utimes(abs, mtime, mtime)
+  for (const [rel, t] of restored) await setDirTimes(root, rel, t.atime, t.mtime)
+  dirTimes.sort((a, b) => b.rel.length - a.rel.length)
+  for (const { rel, mtime } of dirTimes) await setDirTimes(root, rel, mtime, mtime)
 }
 
 /** Deletes `rel` from the tree unless a symlink or file on the way means it cannot be there. */

@@ -8,7 +8,8 @@
  * final open uses O_NOFOLLOW|O_EXCL. lstat-then-open is only race-free because nothing else writes
  * into the unpack directory while we do: the layer store unpacks into a private staging directory.
  */
-import { lstat } from 'node:fs/promises'
+import { constants } from 'node:fs'
+import { lstat, open } from 'node:fs/promises'
 import { isAbsolute, join, relative, sep } from 'node:path'
 import { CofferError } from '../../util/errors.js'
 import { MAX_LAYER_PATH_BYTES } from '../../util/limits.js'
@@ -85,4 +86,35 @@ export async function ensureNoSymlinkOnPath(root: string, rel: string): Promise<
     }
   }
   return Math.max(parts.length - 1, 0)
+}
+
+/**
+ * Sets a directory's times at the end of a layer, when later entries may have replaced it or a
+ * parent with a symlink: utimes(2) would follow one out of the root. So the path is checked again
+ * and opened O_DIRECTORY|O_NOFOLLOW, and the times are set on that descriptor. A path that is no
+ * longer a directory is skipped.
+ */
+export async function setDirTimes(root: string, rel: string, atime: Date, mtime: Date): Promise<void> {
+  try {
+    await ensureNoSymlinkOnPath(root, rel)
+  } catch (err) {
+    if (err instanceof CofferError && err.code === 'ERR_IMAGE_UNSAFE_PATH') return
+    throw err
+  }
+  let fh
+  try {
+    fh = await open(
+      resolveInside(root, rel),
+      constants.O_RDONLY | constants.O_DIRECTORY | constants.O_NOFOLLOW,
+    )
+  } catch (err) {
+    const code = (err as NodeJS.ErrnoException).code
+    if (code === 'ENOENT' || code === 'ELOOP' || code === 'ENOTDIR') return
+    throw err
+  }
+  try {
+    await fh.utimes(atime, mtime)
+  } finally {
+    await fh.close()
+  }
 }

@@ -35,7 +35,7 @@ import {
   MAX_LAYER_PATH_BYTES,
   MAX_LAYER_TOTAL_BYTES,
 } from '../../util/limits.js'
-import { ensureNoSymlinkOnPath, resolveInside, sanitizeEntryPath } from './safe-path.js'
+import { ensureNoSymlinkOnPath, resolveInside, sanitizeEntryPath, setDirTimes } from './safe-path.js'
 import { makeDevice, makeFifo, OVERLAY_OPAQUE_XATTR, setXattr } from './special-files.js'
 import type { UnpackOptions, UnpackResult, UnpackWarning, UnpackWarningCode } from './types.js'
 
@@ -131,7 +131,7 @@ class LayerUnpacker {
   private readonly maxEntries: number
   /** Paths this layer created (for opaque dirs and self-whiteouts). */
   private readonly created = new Set<string>()
-  private readonly dirTimes: Array<{ abs: string; mtime: Date }> = []
+  private readonly dirTimes: Array<{ rel: string; mtime: Date }> = []
   /**
    * Times of directories from lower layers whose children this layer changes: restored at the end,
    * as umoci does (tar_extract.go keeps a parent's mtime), since only a directory entry of this
@@ -244,7 +244,7 @@ class LayerUnpacker {
     }
     this.created.add(path)
     this.recordXattrs(path, h)
-    await this.applyAttributes(abs, h, type)
+    await this.applyAttributes(abs, path, h, type)
   }
 
   /** Creates missing parents (0755, like umoci and c/storage) after refusing symlinks on the way. */
@@ -265,10 +265,9 @@ class LayerUnpacker {
   /** Remembers a lower-layer directory's times before this layer changes its children. */
   private async keepTimes(rel: string): Promise<void> {
     if (this.o.whiteouts !== 'apply' || this.created.has(rel)) return
-    const abs = resolveInside(this.root, rel)
-    if (this.keptTimes.has(abs)) return
-    const st = await lstatOrNull(abs)
-    if (st?.isDirectory()) this.keptTimes.set(abs, { atime: st.atime, mtime: st.mtime })
+    if (this.keptTimes.has(rel)) return
+    const st = await lstatOrNull(resolveInside(this.root, rel))
+    if (st?.isDirectory()) this.keptTimes.set(rel, { atime: st.atime, mtime: st.mtime })
   }
 
   /** O_EXCL|O_NOFOLLOW: the path was just emptied; a symlink planted there would make this fail. */
@@ -372,7 +371,7 @@ class LayerUnpacker {
     }
   }
 
-  private async applyAttributes(abs: string, h: EntryHeader, type: string): Promise<void> {
+  private async applyAttributes(abs: string, path: string, h: EntryHeader, type: string): Promise<void> {
     const uid = paxInt(h.pax?.uid) ?? h.uid ?? 0
     const gid = paxInt(h.pax?.gid) ?? h.gid ?? 0
     const mtime = paxTime(h.pax?.mtime) ?? h.mtime ?? new Date(0)
@@ -382,7 +381,7 @@ class LayerUnpacker {
       return
     }
     await chmod(abs, (h.mode ?? 0o644) & 0o7777)
-    if (type === 'directory') this.dirTimes.push({ abs, mtime })
+    if (type === 'directory') this.dirTimes.push({ rel: path, mtime })
     else await utimes(abs, mtime, mtime)
   }
 
@@ -403,11 +402,11 @@ class LayerUnpacker {
       }
     }
     // An opaque dir was emptied of its lower content: it gets a new mtime (see applyOpaque).
-    for (const d of this.result.opaqueDirs) this.keptTimes.delete(resolveInside(this.root, d))
+    for (const d of this.result.opaqueDirs) this.keptTimes.delete(d)
     const kept = [...this.keptTimes].sort((a, b) => b[0].length - a[0].length)
-    for (const [abs, t] of kept) await utimes(abs, t.atime, t.mtime).catch(() => undefined)
-    this.dirTimes.sort((a, b) => b.abs.length - a.abs.length)
-    for (const { abs, mtime } of this.dirTimes) await utimes(abs, mtime, mtime)
+    for (const [rel, t] of kept) await setDirTimes(this.root, rel, t.atime, t.mtime)
+    this.dirTimes.sort((a, b) => b.rel.length - a.rel.length)
+    for (const { rel, mtime } of this.dirTimes) await setDirTimes(this.root, rel, mtime, mtime)
   }
 
   /** Deletes what lower layers put under `dir`: everything not created here nor above something created here. */

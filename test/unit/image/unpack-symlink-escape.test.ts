@@ -3,7 +3,7 @@
  * checks the coded error (or safe handling) and that the canary directory beside the root, and
  * everything else beside it, is byte-for-byte unchanged.
  */
-import { lstat, mkdir, mkdtemp, readFile, readdir, rm, writeFile } from 'node:fs/promises'
+import { lstat, mkdir, mkdtemp, readFile, readdir, rm, utimes, writeFile } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { Readable } from 'node:stream'
@@ -15,6 +15,7 @@ import { tarBuffer, tarStream, type TarEntry } from '../../helpers/tar-builder.j
 let base: string
 let root: string
 let canary: string
+const CANARY_TIME = new Date(Date.UTC(2001, 0, 1))
 
 beforeEach(async () => {
   base = await mkdtemp(join(tmpdir(), 'coffer-escape-'))
@@ -24,6 +25,8 @@ beforeEach(async () => {
   await mkdir(canary)
   await writeFile(join(canary, 'secret'), 'canary')
   await writeFile(join(canary, 'passwd'), 'canary')
+  // An old mtime: an unpacker that set times through a symlink would change it.
+  await utimes(canary, CANARY_TIME, CANARY_TIME)
 })
 
 afterEach(async () => {
@@ -36,6 +39,7 @@ async function expectCanaryIntact(): Promise<void> {
   expect((await readdir(canary)).sort()).toEqual(['passwd', 'secret'])
   expect(await readFile(join(canary, 'secret'), 'utf8')).toBe('canary')
   expect(await readFile(join(canary, 'passwd'), 'utf8')).toBe('canary')
+  expect((await lstat(canary)).mtime.getTime()).toBe(CANARY_TIME.getTime())
 }
 
 async function expectCode(
