@@ -60,7 +60,13 @@ type EntryBody = AsyncIterable<Uint8Array> & {
 export async function unpackLayer(source: Readable, dest: string, o: UnpackOptions): Promise<UnpackResult> {
   const u = new LayerUnpacker(dest, o)
   const tar = extract()
-  const feeding = feed(source, tar, o.signal)
+  // A failing source (a digest check, a network error, an abort) must also end the entry loop.
+  let sourceFailure: SourceFailure | undefined
+  const feeding = feed(source, tar, o.signal).catch((err: unknown) => {
+    if (err instanceof SourceFailure) sourceFailure = err
+    tar.destroy(err instanceof SourceFailure ? new Error('source failed') : (err as Error))
+    throw err
+  })
   // Awaited below; this handler only keeps an early failure from counting as unhandled meanwhile.
   feeding.catch(() => undefined)
   try {
@@ -71,7 +77,7 @@ export async function unpackLayer(source: Readable, dest: string, o: UnpackOptio
     tar.destroy()
     source.destroy()
     await feeding.catch(() => undefined)
-    throw asTarError(err)
+    throw asTarError(sourceFailure ?? err)
   }
   try {
     await feeding
@@ -92,18 +98,37 @@ async function feed(source: Readable, tar: Extract, signal?: AbortSignal): Promi
     tar.once('close', () => reject(new CofferError('ERR_IMAGE_TAR_INVALID', 'tar stream closed early')))
   })
   failed.catch(() => undefined)
-  for await (const chunk of source as AsyncIterable<Uint8Array>) {
-    if (signal?.aborted) throw new CofferError('ERR_CANCELED', 'unpack canceled', { cause: signal.reason })
-    if (!tar.write(chunk))
-      await Promise.race([new Promise<void>((r) => tar.once('drain', () => r())), failed])
+  const canceled = (): CofferError =>
+    new CofferError('ERR_CANCELED', 'unpack canceled', { cause: signal?.reason })
+  // Destroying the source also wakes a read that waits on a stalled network.
+  const onAbort = (): void => void source.destroy(canceled())
+  signal?.addEventListener('abort', onAbort, { once: true })
+  try {
+    for await (const chunk of source as AsyncIterable<Uint8Array>) {
+      if (signal?.aborted) throw canceled()
+      if (!tar.write(chunk))
+        await Promise.race([new Promise<void>((r) => tar.once('drain', () => r())), failed])
+    }
+  } catch (err) {
+    if (signal?.aborted) throw canceled()
+    throw err instanceof CofferError || tar.destroyed ? err : new SourceFailure(err)
+  } finally {
+    signal?.removeEventListener('abort', onAbort)
   }
+  if (signal?.aborted) throw canceled()
   const finished = new Promise<void>((r) => tar.once('finish', () => r()))
   ;(tar as unknown as { end(): void }).end()
   await Promise.race([finished, failed])
 }
 
+/** An error of the caller's source stream: passed through as it is, never relabelled as a tar error. */
+class SourceFailure {
+  constructor(readonly cause: unknown) {}
+}
+
 /** tar-stream's own parse errors are plain Errors; give them our code. */
 function asTarError(err: unknown): unknown {
+  if (err instanceof SourceFailure) return err.cause
   if (err instanceof CofferError) return err
   const e = err as NodeJS.ErrnoException
   if (e?.name === 'AbortError') return new CofferError('ERR_CANCELED', 'unpack canceled', { cause: err })

@@ -205,6 +205,34 @@ describe('unpack limits and malformed input', () => {
     })
   })
 
+  it('refuses an oversized PAX header and a PAX path longer than PATH_MAX', async () => {
+    const huge = [{ name: 'f', content: 'x', pax: { comment: 'c'.repeat(5 << 20) } }]
+    await expect(unpackLayer(tarStream(huge), root, { whiteouts: 'apply' })).rejects.toMatchObject({
+      code: 'ERR_IMAGE_TAR_INVALID',
+    })
+    await expectCode([{ name: `${'d/'.repeat(2100)}f`, content: 'x' }], 'ERR_IMAGE_UNSAFE_PATH')
+  })
+
+  it('stops on abort with ERR_CANCELED', async () => {
+    const ac = new AbortController()
+    ac.abort()
+    await expect(
+      unpackLayer(tarStream([{ name: 'big', type: 'big', size: 8 << 20 }]), root, {
+        whiteouts: 'apply',
+        signal: ac.signal,
+      }),
+    ).rejects.toMatchObject({ code: 'ERR_CANCELED' })
+  })
+
+  it('rejects (never hangs) when the source fails mid-layer', async () => {
+    const tar = await tarBuffer([{ name: 'f', content: 'x'.repeat(100_000) }])
+    const source = new Readable({ read() {} })
+    source.push(tar.subarray(0, 4096))
+    setTimeout(() => source.destroy(new Error('connection reset')), 20)
+    const err = await unpackLayer(source, root, { whiteouts: 'apply' }).catch((e: unknown) => e)
+    expect((err as Error).message).toBe('connection reset') // the caller's error, not relabelled
+  })
+
   it('refuses a bare .wh. whiteout', async () => {
     await expectCode([{ name: 'x/.wh.', content: '' }], 'ERR_IMAGE_TAR_INVALID')
   })
