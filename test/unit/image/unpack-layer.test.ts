@@ -61,6 +61,32 @@ describe('unpackLayer: ordinary entries', () => {
     expect((await lstat(join(root, 'h'.repeat(120)))).ino).toBe((await lstat(join(root, long))).ino)
   })
 
+  it('reads GNU long names and long link targets (GNU tar --format=gnu: L/K entries)', async () => {
+    const src = join(base, 'src')
+    const dir = `${'g'.repeat(120)}/${'n'.repeat(130)}`
+    await mkdir(join(src, dir), { recursive: true })
+    await writeFile(join(src, dir, 'file'), 'gnu')
+    const { symlink, link } = await import('node:fs/promises')
+    await symlink(`/${'t'.repeat(200)}`, join(src, 'sym'))
+    await link(join(src, dir, 'file'), join(src, 'hard'))
+    const { execFileSync } = await import('node:child_process')
+    const tar = execFileSync('tar', [
+      '--format=gnu',
+      '-C',
+      src,
+      '-cf',
+      '-',
+      dir.split('/')[0] as string,
+      'sym',
+      'hard',
+    ])
+    expect(tar.includes(Buffer.from('././@LongLink'))).toBe(true) // really the GNU format
+    await unpackLayer(Readable.from([tar]), root, { whiteouts: 'apply' })
+    expect(await readFile(join(root, dir, 'file'), 'utf8')).toBe('gnu')
+    expect(await readlink(join(root, 'sym'))).toBe(`/${'t'.repeat(200)}`)
+    expect((await lstat(join(root, 'hard'))).ino).toBe((await lstat(join(root, dir, 'file'))).ino)
+  })
+
   it('applies PAX uid/gid/mtime overrides and records xattrs with a warning', async () => {
     const r = await unpack([
       {
