@@ -30,8 +30,11 @@ beforeEach(async () => {
 })
 
 afterEach(async () => {
-  await expectCanaryIntact()
-  await rm(base, { recursive: true, force: true })
+  try {
+    await expectCanaryIntact()
+  } finally {
+    await rm(base, { recursive: true, force: true })
+  }
 })
 
 async function expectCanaryIntact(): Promise<void> {
