@@ -20,6 +20,7 @@
 #   python3-nacl,            an independent peer (libsodium secretbox, scrypt, ECDSA) for cosign
 #   python3-cryptography     key files and signatures in test/interop/sign-skopeo.test.ts
 #   zstd                     zstd-compressed layers for the guest's layer reader (test/interop/layer-stream)
+#   attr                     setfattr/getfattr: lib/image/unpack marks overlayfs opaque dirs (trusted.overlay.opaque)
 set -euo pipefail
 
 PACKAGES=(
@@ -30,6 +31,7 @@ PACKAGES=(
   postgresql
   python3-nacl python3-cryptography
   zstd
+  attr
 )
 
 # One dpkg-query for all packages keeps the fast path fast. It prints nothing (and exits non-zero)

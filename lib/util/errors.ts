@@ -121,6 +121,15 @@ export const CODES = {
   ERR_STORAGE_NAME_INVALID: 'invalid_argument',
   ERR_STORAGE_NAME_TOO_LONG: 'invalid_argument',
   ERR_STORAGE_FSCK_FAILED: 'data_loss',
+  // lib/image: safe layer unpacker, layer store, rootfs
+  ERR_IMAGE_UNSAFE_PATH: 'invalid_argument',
+  ERR_IMAGE_TAR_INVALID: 'invalid_argument',
+  ERR_IMAGE_HARDLINK_INVALID: 'invalid_argument',
+  ERR_IMAGE_LAYER_TOO_LARGE: 'resource_exhausted',
+  ERR_IMAGE_DIFF_ID_MISMATCH: 'data_loss',
+  ERR_IMAGE_LAYER_NOT_FOUND: 'not_found',
+  ERR_IMAGE_STORE_CORRUPT: 'data_loss',
+  ERR_IMAGE_ROOTFS_FAILED: 'failed_precondition',
 } as const satisfies Record<string, ErrorClass>
 
 export type CofferErrorCode = keyof typeof CODES

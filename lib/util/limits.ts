@@ -51,3 +51,18 @@ export const MAX_GOCRYPTFS_CONF_BYTES = 64 * KiB
 export const MAX_SCRYPT_MEMORY_BYTES = 1024 * MiB
 /** A passphrase file (`coffer fs --passphrase-file`): only its first line is used, as gocryptfs -passfile. */
 export const MAX_PASSPHRASE_FILE_BYTES = 64 * KiB
+
+/**
+ * Layer unpacking (lib/image/unpack): defaults for one layer's tar; callers may lower or raise them.
+ * A single entry may be as large as a whole layer; 8 GiB covers real images (CUDA layers run ~4 GiB).
+ */
+export const GiB = 1024 * MiB
+export const MAX_LAYER_ENTRY_BYTES = 8 * GiB
+/** Sum of all regular-file sizes in one layer. */
+export const MAX_LAYER_TOTAL_BYTES = 32 * GiB
+/** Entries in one layer (a full Debian base layer has ~10k). */
+export const MAX_LAYER_ENTRIES = 1_000_000
+/** An entry's path or link target, in bytes (Linux PATH_MAX). */
+export const MAX_LAYER_PATH_BYTES = 4096
+/** A layer store's small JSON records (layer metadata, image records). */
+export const MAX_LAYER_META_BYTES = 16 * MiB

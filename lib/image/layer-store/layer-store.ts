@@ -1,0 +1,302 @@
+/**
+ * A content-addressed store of unpacked layers, keyed by diff_id (the sha256 of the uncompressed
+ * tar). Layout under `root`:
+ *
+ *   layers/sha256/<hex>/rootfs/      the unpacked layer (an overlayfs lowerdir when root)
+ *   layers/sha256/<hex>/layer.json   LayerMeta: whiteouts, opaque dirs, cross-layer hardlinks, xattrs
+ *   images/<hex>.json                ImageRecord: manifest digest → ordered diff_ids
+ *   staging/<pid>-<rand>/            an unpack in progress, owned by process <pid>
+ *   trash/<pid>-<rand>/              a layer being deleted by gc
+ *
+ * Lifecycle of a layer (containerd's content store, applied to directories): it is unpacked into a
+ * private staging directory while its diff_id is hashed from the same bytes; only when the stream
+ * has been read to EOF and the digest matches is `layer.json` written, the file system synced and
+ * the whole directory renamed to `layers/sha256/<hex>`. Until that rename it is invisible; after
+ * it, complete. rename(2) of a directory onto an existing non-empty one fails, so when several
+ * processes unpack the same diff_id at once exactly one rename wins and the others discard their
+ * staging copy and reuse the winner's.
+ *
+ * A crash (kill -9) at any point leaves at most a staging or trash directory whose owner is dead;
+ * `openLayerStore` removes those. It never touches a live process's staging directory (checked
+ * with kill(pid, 0); pid reuse could at worst keep garbage until the next open).
+ *
+ * gc must not run concurrently with a pull that is about to record an image: the caller serializes
+ * them (the image service holds one lock for both).
+ */
+import { createHash, randomBytes } from 'node:crypto'
+import { execFile } from 'node:child_process'
+import { mkdir, readdir, rename, rm } from 'node:fs/promises'
+import { join } from 'node:path'
+import { pipeline, Transform, type Readable, type TransformCallback } from 'node:stream'
+import { promisify } from 'node:util'
+import { parseDigest } from '../../oci/digest.js'
+import { fsyncDir, writeFileAtomic } from '../../util/atomic-file.js'
+import { CofferError } from '../../util/errors.js'
+import { readOptionalFileLimited, type Io } from '../../util/io.js'
+import { MAX_LAYER_META_BYTES } from '../../util/limits.js'
+import { unpackLayer } from '../unpack/unpack-layer.js'
+import type { UnpackOptions, UnpackWarning } from '../unpack/types.js'
+import { ImageRecordSchema, LayerMetaSchema, type ImageRecord, type LayerMeta } from './records.js'
+
+const execFileP = promisify(execFile)
+
+/** Staging and trash names this process is using right now (see `ownerAlive`). */
+const ACTIVE = new Set<string>()
+
+export interface StoredLayer {
+  diffId: string
+  /** The unpacked tree; read-only by convention (it is shared by every image using the layer). */
+  rootfs: string
+  meta: LayerMeta
+}
+
+export type LayerLimits = Pick<UnpackOptions, 'maxEntrySize' | 'maxTotalSize' | 'maxEntries' | 'allowDevices'>
+
+export interface LayerStore {
+  readonly root: string
+  /**
+   * Returns the stored layer for `diffId`, unpacking `tar` (an uncompressed layer stream) first if
+   * it is not stored yet. `reused` says the stream was not read (the caller should destroy it).
+   * A digest mismatch is ERR_IMAGE_DIFF_ID_MISMATCH and commits nothing.
+   */
+  unpack(
+    diffId: string,
+    tar: Readable,
+    o?: Io & LayerLimits & { onWarning?: (w: UnpackWarning) => void },
+  ): Promise<StoredLayer & { reused: boolean }>
+  /** The stored layer, or undefined. ERR_IMAGE_STORE_CORRUPT if its record is damaged. */
+  get(diffId: string): Promise<StoredLayer | undefined>
+  /** diff_ids of all stored layers. */
+  list(): Promise<string[]>
+  putImage(record: ImageRecord): Promise<void>
+  getImage(manifestDigest: string): Promise<ImageRecord | undefined>
+  deleteImage(manifestDigest: string): Promise<void>
+  /** Removes every layer no image record references; returns their diff_ids. */
+  gc(): Promise<string[]>
+}
+
+/** Opens (creating if needed) the store at `root` and removes what dead processes left behind. */
+export async function openLayerStore(root: string): Promise<LayerStore> {
+  const store = new DirLayerStore(root)
+  await store.init()
+  return store
+}
+
+class DirLayerStore implements LayerStore {
+  private readonly layersDir: string
+  private readonly imagesDir: string
+  private readonly stagingDir: string
+  private readonly trashDir: string
+
+  constructor(readonly root: string) {
+    this.layersDir = join(root, 'layers', 'sha256')
+    this.imagesDir = join(root, 'images')
+    this.stagingDir = join(root, 'staging')
+    this.trashDir = join(root, 'trash')
+  }
+
+  async init(): Promise<void> {
+    for (const d of [this.layersDir, this.imagesDir, this.stagingDir, this.trashDir]) {
+      await mkdir(d, { recursive: true, mode: 0o700 })
+    }
+    for (const d of [this.stagingDir, this.trashDir]) {
+      for (const name of await readdir(d)) {
+        if (!ownerAlive(name)) await rm(join(d, name), { recursive: true, force: true })
+      }
+    }
+  }
+
+  async unpack(
+    diffId: string,
+    tar: Readable,
+    o: Io & LayerLimits & { onWarning?: (w: UnpackWarning) => void } = {},
+  ): Promise<StoredLayer & { reused: boolean }> {
+    const hex = sha256Hex(diffId)
+    const existing = await this.get(diffId)
+    if (existing) return { ...existing, reused: true }
+
+    const name = `${process.pid}-${randomBytes(8).toString('hex')}`
+    const staging = join(this.stagingDir, name)
+    ACTIVE.add(name)
+    await mkdir(join(staging, 'rootfs'), { recursive: true, mode: 0o755 })
+    try {
+      // === hash the exact bytes the unpacker reads, trailing blocks included (read to EOF)
+      const hasher = new HashingPassThrough()
+      const hashed = pipeline(tar, hasher, () => undefined) // errors reach the unpacker through `hasher`
+      const overlayMarkers = process.getuid?.() === 0
+      const result = await unpackLayer(hashed, join(staging, 'rootfs'), {
+        ...o,
+        whiteouts: overlayMarkers ? 'overlay' : 'record',
+      })
+      // === verify before anything becomes visible
+      const actual = `sha256:${hasher.hex()}`
+      if (actual !== diffId) {
+        throw new CofferError('ERR_IMAGE_DIFF_ID_MISMATCH', `layer content is ${actual}, expected ${diffId}`)
+      }
+      const meta: LayerMeta = {
+        schemaVersion: 1,
+        diffId,
+        overlayMarkers,
+        entries: result.entries,
+        bytes: result.bytes,
+        whiteouts: result.whiteouts,
+        opaqueDirs: result.opaqueDirs,
+        externalLinks: result.externalLinks,
+        implicitDirs: result.implicitDirs,
+        xattrs: result.xattrs,
+        createdAt: new Date().toISOString(),
+      }
+      await writeFileAtomic(join(staging, 'layer.json'), JSON.stringify(meta))
+      // === sync the file system so a committed layer survives power loss, then commit by rename
+      await execFileP('sync', ['-f', staging], { timeout: 120_000 })
+      const final = join(this.layersDir, hex)
+      try {
+        await rename(staging, final)
+      } catch (err) {
+        const code = (err as NodeJS.ErrnoException).code
+        if (code !== 'ENOTEMPTY' && code !== 'EEXIST') throw err
+        // Another process committed the same layer first: identical by digest, so reuse it.
+        await rm(staging, { recursive: true, force: true })
+        const winner = await this.get(diffId)
+        if (!winner) throw new CofferError('ERR_IMAGE_STORE_CORRUPT', `layer ${diffId} vanished after commit`)
+        return { ...winner, reused: true }
+      }
+      await fsyncDir(this.layersDir)
+      return { diffId, rootfs: join(final, 'rootfs'), meta, reused: false }
+    } catch (err) {
+      tar.destroy()
+      await rm(staging, { recursive: true, force: true })
+      throw err
+    } finally {
+      ACTIVE.delete(name)
+    }
+  }
+
+  async get(diffId: string): Promise<StoredLayer | undefined> {
+    const dir = join(this.layersDir, sha256Hex(diffId))
+    const raw = await readOptionalFileLimited(
+      join(dir, 'layer.json'),
+      MAX_LAYER_META_BYTES,
+      'layer record',
+      'ERR_IMAGE_STORE_CORRUPT',
+    )
+    if (raw === undefined) {
+      // A layer directory without its record can only come from outside interference.
+      const present = await readdir(dir).then(
+        () => true,
+        () => false,
+      )
+      if (present) throw new CofferError('ERR_IMAGE_STORE_CORRUPT', `layer ${diffId} has no layer.json`)
+      return undefined
+    }
+    const meta = parseRecord(LayerMetaSchema, raw, `layer ${diffId}`)
+    if (meta.diffId !== diffId)
+      throw new CofferError('ERR_IMAGE_STORE_CORRUPT', `layer ${diffId} record names another layer`)
+    return { diffId, rootfs: join(dir, 'rootfs'), meta }
+  }
+
+  async list(): Promise<string[]> {
+    const names = await readdir(this.layersDir)
+    return names.filter((n) => /^[0-9a-f]{64}$/.test(n)).map((n) => `sha256:${n}`)
+  }
+
+  async putImage(record: ImageRecord): Promise<void> {
+    const valid = ImageRecordSchema.parse(record)
+    await writeFileAtomic(
+      join(this.imagesDir, `${sha256Hex(valid.manifestDigest)}.json`),
+      JSON.stringify(valid),
+    )
+  }
+
+  async getImage(manifestDigest: string): Promise<ImageRecord | undefined> {
+    const path = join(this.imagesDir, `${sha256Hex(manifestDigest)}.json`)
+    const raw = await readOptionalFileLimited(
+      path,
+      MAX_LAYER_META_BYTES,
+      'image record',
+      'ERR_IMAGE_STORE_CORRUPT',
+    )
+    return raw === undefined ? undefined : parseRecord(ImageRecordSchema, raw, `image ${manifestDigest}`)
+  }
+
+  async deleteImage(manifestDigest: string): Promise<void> {
+    await rm(join(this.imagesDir, `${sha256Hex(manifestDigest)}.json`), { force: true })
+    await fsyncDir(this.imagesDir)
+  }
+
+  async gc(): Promise<string[]> {
+    const referenced = new Set<string>()
+    for (const name of await readdir(this.imagesDir)) {
+      if (!/^[0-9a-f]{64}\.json$/.test(name)) continue
+      const rec = await this.getImage(`sha256:${name.slice(0, 64)}`)
+      for (const d of rec?.diffIds ?? []) referenced.add(d)
+    }
+    const removed: string[] = []
+    for (const diffId of await this.list()) {
+      if (referenced.has(diffId)) continue
+      // Rename out first: the layer disappears atomically; a crash mid-delete leaves only trash.
+      const name = `${process.pid}-${randomBytes(8).toString('hex')}`
+      const trash = join(this.trashDir, name)
+      ACTIVE.add(name)
+      try {
+        await rename(join(this.layersDir, sha256Hex(diffId)), trash)
+        await rm(trash, { recursive: true, force: true })
+      } finally {
+        ACTIVE.delete(name)
+      }
+      removed.push(diffId)
+    }
+    if (removed.length > 0) await fsyncDir(this.layersDir)
+    return removed
+  }
+}
+
+function sha256Hex(digest: string): string {
+  const d = parseDigest(digest)
+  if (d.algorithm !== 'sha256') {
+    throw new CofferError('ERR_INVALID_ARGUMENT', `layer store keys are sha256 digests, not ${d.algorithm}`)
+  }
+  return d.encoded
+}
+
+function parseRecord<T>(
+  schema: { safeParse(v: unknown): { success: true; data: T } | { success: false } },
+  raw: Buffer,
+  what: string,
+): T {
+  let json: unknown
+  try {
+    json = JSON.parse(raw.toString('utf8'))
+  } catch (cause) {
+    throw new CofferError('ERR_IMAGE_STORE_CORRUPT', `${what}: record is not JSON`, { cause })
+  }
+  const r = schema.safeParse(json)
+  if (!r.success) throw new CofferError('ERR_IMAGE_STORE_CORRUPT', `${what}: record is invalid`)
+  return r.data
+}
+
+/** `<pid>-<rand>`: true while process <pid> exists (EPERM means it exists but is not ours). */
+function ownerAlive(name: string): boolean {
+  const pid = Number(/^(\d+)-/.exec(name)?.[1])
+  if (!Number.isSafeInteger(pid) || pid <= 0) return false
+  // Our own pid: alive only if this process is using it now; else a previous process that had our
+  // pid (a container's pid 1 after a restart) left it.
+  if (pid === process.pid) return ACTIVE.has(name)
+  try {
+    process.kill(pid, 0)
+    return true
+  } catch (err) {
+    return (err as NodeJS.ErrnoException).code === 'EPERM'
+  }
+}
+
+class HashingPassThrough extends Transform {
+  private readonly hash = createHash('sha256')
+  override _transform(chunk: Buffer, _enc: BufferEncoding, cb: TransformCallback): void {
+    this.hash.update(chunk)
+    cb(null, chunk)
+  }
+  hex(): string {
+    return this.hash.digest('hex')
+  }
+}
