@@ -551,6 +551,51 @@ fsSubcommand(
   .requiredOption('--new-passphrase-file <file>', 'new passphrase (first line of the file)')
   .option('--scryptn <log2N>', 'new scrypt cost as log2(N) (default: keep the current one)')
 
+const pull = program
+  .command('pull')
+  .description(
+    'Pull an image as a guest: check its signatures first, fetch, decrypt and verify every layer, unpack into a layer store and build a rootfs.',
+  )
+  .argument('<image>', 'docker://REFERENCE or oci:DIR[:TAG]')
+  .requiredOption(
+    '--rootfs <dir>',
+    'where the rootfs goes (DIR/rootfs; an overlay mount when root and overlayfs allow)',
+  )
+  .option(
+    '--store <dir>',
+    'layer store (default: /var/lib/coffer/image as root, else ~/.local/share/coffer/image)',
+  )
+  .option('--policy <file|kbs:///…>', 'containers-policy.json, checked before any layer is fetched')
+  .option('--insecure-policy', "accept any image without checking signatures (skopeo's flag)")
+  .option('--registries.d <dir>', 'registries.d: lookaside locations and sigstore attachments')
+  .option('--decryption-key <file[:password]>', 'private key for encrypted layers (repeatable)', collect)
+  .option('--config <file>', 'image service config (TOML): KBS, policy, auth, limits; flags override it')
+  .option('--kbs-url <url>', 'attest to this KBS for kbs:/// policies, keys and layer KEKs')
+  .option('--attester <name>', 'tpm, snp, tdx or sample (default: detect; never falls back to sample)')
+  .option('--attester-opt <key=value>', 'attester setting (repeatable)', collect)
+  .addOption(new Option('--no-kbs-tls-verify').hideHelp())
+  .option('--platform <os/arch[/variant]>', 'image to pick from an index (default: this machine)')
+  .addOption(
+    new Option('--rootfs-mode <mode>', 'auto (overlay when possible) or materialize')
+      .choices(['auto', 'materialize'])
+      .default('auto'),
+  )
+  .option('--concurrency <n>', 'layers fetched at once (default 3)')
+registryFlags(pull, '', 'image')
+commonFlags(pull, false)
+  .addHelpText(
+    'after',
+    `
+Examples:
+  coffer pull --policy policy.json --decryption-key app.key --rootfs /run/app docker://registry.example/app:1.0
+  coffer pull --kbs-url https://kbs:8080 --attester tpm --policy kbs:///default/security-policy/app \\
+      --rootfs /run/app docker://registry.example/app:enc
+  coffer pull --config /etc/coffer/image.toml --rootfs /run/app docker://registry.example/app:enc`,
+  )
+  .action((image: string, opts: Record<string, unknown>) =>
+    run(opts, async (ctx) => (await import('./commands/pull.js')).pullCommand(image, opts, ctx)),
+  )
+
 program
   .command('demo')
   .description(

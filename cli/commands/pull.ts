@@ -1,0 +1,152 @@
+import { homedir } from 'node:os'
+import { join, resolve } from 'node:path'
+import type { DecryptOptions } from '../../lib/crypt/decrypt-step.js'
+import { loadImageServiceConfig, type ImageServiceConfig } from '../../lib/image/config.js'
+import { openLayerStore } from '../../lib/image/layer-store/index.js'
+import { pullImage, type PullOptions } from '../../lib/image/pull.js'
+import { trustMaterial } from '../../lib/image/trust-material.js'
+import type { KbsClient } from '../../lib/kbs/client.js'
+import { parseImageName } from '../../lib/oci/image-name.js'
+import { parsePlatform } from '../../lib/oci/platform.js'
+import { loadRegistriesD } from '../../lib/sign/registries-d.js'
+import { CofferError } from '../../lib/util/errors.js'
+import { attesterSettings } from '../attester-flags.js'
+import { intFlag, registryAccess } from '../flags.js'
+import { humanBytes } from '../progress.js'
+import type { CommandContext } from '../run.js'
+
+/**
+ * `coffer pull IMAGE --rootfs DIR`: the guest's one-shot pull (lib/image/pull.ts). Local keys and
+ * a local policy need no KBS; with `--kbs-url` (or a config file's [kbs]) the guest attests once
+ * and fetches kbs:/// policies, keys and layer KEKs through that one session.
+ */
+export async function pullCommand(
+  image: string,
+  opts: Record<string, unknown>,
+  ctx: CommandContext,
+): Promise<void> {
+  const name = parseImageName(image)
+  const config: ImageServiceConfig | undefined =
+    typeof opts.config === 'string' ? await loadImageServiceConfig(opts.config) : undefined
+  const kbsUrl = (opts.kbsUrl as string | undefined) ?? config?.kbs?.url
+  const closers: (() => Promise<void>)[] = []
+  try {
+    let kbs: KbsClient | undefined
+    if (kbsUrl) {
+      const { KbsClient } = await import('../../lib/kbs/client.js')
+      const { selectAttester } = await import('../../lib/attest/select.js')
+      const plugins = await import('../../plugins/index.js')
+      const attester = await selectAttester(
+        plugins,
+        (opts.attester as string | undefined) ?? config?.kbs?.attester,
+        {
+          ...config?.kbs?.attester_settings,
+          ...attesterSettings(opts.attesterOpt),
+        },
+      )
+      kbs = new KbsClient({
+        url: kbsUrl,
+        attester,
+        tlsVerify: opts.kbsTlsVerify !== false && config?.kbs?.tls_verify !== false,
+      })
+      closers.push(() => kbs!.close())
+    }
+
+    const policyLocation = (opts.policy as string | undefined) ?? config?.image.policy
+    const insecure =
+      opts.insecurePolicy === true ||
+      (policyLocation === undefined && config?.image.insecure_accept_anything === true)
+    if (!policyLocation && !insecure)
+      throw new CofferError(
+        'ERR_USAGE',
+        'give --policy FILE|kbs:///… (the signature policy checked before any layer is fetched), or --insecure-policy to accept any image',
+      )
+    let trust: PullOptions['trust'] = 'insecure-accept-anything'
+    if (!insecure) {
+      const material = trustMaterial(policyLocation!, kbs)
+      const registriesDDir = (opts['registries.d'] as string | undefined) ?? config?.image.registries_d
+      trust = {
+        policy: await material.policy(ctx),
+        resolveKey: material.resolveKey,
+        registriesD: await loadRegistriesD(registriesDDir),
+      }
+    }
+
+    const decrypt = await decryptOptions(opts, kbs)
+    const store = await openLayerStore(storeDir(opts, config))
+    const rootfsDir = resolve(opts.rootfs as string)
+    const started = performance.now()
+    const result = await pullImage(name, {
+      access: await registryAccess(opts, ''),
+      store,
+      rootfsDir,
+      rootfsMode: opts.rootfsMode === 'materialize' ? 'materialize' : 'auto',
+      ...(opts.platform ? { platform: parsePlatform(opts.platform as string) } : {}),
+      trust,
+      ...(decrypt ? { decrypt } : {}),
+      concurrency: intFlag(
+        opts.concurrency ?? config?.image.max_concurrent_layers ?? 3,
+        '--concurrency',
+        1,
+        32,
+      ),
+      ...(config
+        ? {
+            limits: {
+              maxEntrySize: config.limits.max_layer_bytes,
+              maxTotalSize: config.limits.max_layer_bytes,
+              maxEntries: config.limits.max_entries_per_layer,
+            },
+          }
+        : {}),
+      signal: ctx.signal,
+      onEvent: (e) => {
+        ctx.emit({ event: e })
+        if (e.type === 'verified') ctx.say(`✔ signature policy accepted ${e.manifestDigest} (${e.scope})`)
+        else ctx.say(`✔ layer ${e.diffId.slice(0, 19)}… ${humanBytes(e.size)} ${e.state}`)
+      },
+    })
+    const seconds = (performance.now() - started) / 1000
+    ctx.emit({
+      result: {
+        image,
+        manifestDigest: result.manifestDigest,
+        imageDigest: result.imageDigest,
+        layersUnpacked: result.layersUnpacked,
+        layersReused: result.layersReused,
+        rootfs: result.rootfs?.path,
+        rootfsKind: result.rootfs?.kind,
+        seconds,
+      },
+    })
+    ctx.say(
+      `Pulled ${image} (${result.imageDigest}) into ${result.rootfs?.path}: ${result.layersUnpacked} layers unpacked, ${result.layersReused} reused, ${result.rootfs?.kind} rootfs, ${seconds.toFixed(1)} s`,
+    )
+  } finally {
+    for (const c of closers.reverse()) await c()
+  }
+}
+
+/** Local keys (skopeo's --decryption-key), and the KBS for kbs:/// layer keys when one is configured. */
+async function decryptOptions(
+  opts: Record<string, unknown>,
+  kbs: KbsClient | undefined,
+): Promise<DecryptOptions | undefined> {
+  const keys = (opts.decryptionKey as string[] | undefined) ?? []
+  if (!keys.length && !kbs) return undefined
+  const { decryptConfigFrom } = await import('../crypt-flags.js')
+  const { allKeyWrappers } = await import('../../plugins/index.js')
+  const { createKbsKeyWrapper } = await import('../../plugins/keywrap/kbs/index.js')
+  const wrappers = (await allKeyWrappers()).map((w) =>
+    w.name === 'kbs' && kbs ? createKbsKeyWrapper((kid, io) => kbs.getResource(kid, io)) : w,
+  )
+  return { wrappers, config: await decryptConfigFrom(keys) }
+}
+
+/** --store, else the config's work_dir/store, else /var/lib/coffer/image (root) or ~/.local/share/coffer/image. */
+function storeDir(opts: Record<string, unknown>, config: ImageServiceConfig | undefined): string {
+  if (typeof opts.store === 'string') return resolve(opts.store)
+  if (config?.work_dir) return join(config.work_dir, 'store')
+  if (process.getuid?.() === 0) return '/var/lib/coffer/image'
+  return join(process.env.XDG_DATA_HOME || join(homedir(), '.local', 'share'), 'coffer', 'image')
+}

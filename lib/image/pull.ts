@@ -1,0 +1,186 @@
+/**
+ * The guest's pull: a reference becomes a verified rootfs. Order is the security argument:
+ *
+ *   1. the top-level manifest is fetched and the signature policy evaluated on its exact bytes —
+ *      before any layer is fetched, and on every pull (a cached image is never trusted because
+ *      it is cached: image-rs returns early on a cache hit and skips this);
+ *   2. the platform manifest and config are fetched by digest (so they are the signed ones);
+ *   3. each layer is fetched (bounded concurrency, resumable), decrypted with its HMAC checked,
+ *      decompressed, checked against its diff_id, and unpacked into the store's staging, committed
+ *      only when every check passed; a layer already stored is reused — but an encrypted one only
+ *      after its key was released again (the KBS may have revoked it);
+ *   4. the image record is written and the rootfs built (overlay, or a materialized tree).
+ */
+import type { DecryptOptions } from '../crypt/decrypt-step.js'
+import { unwrapPrivateOptions } from '../crypt/key-wrapping.js'
+import { isEncryptedMediaType } from '../crypt/media-types.js'
+import type { Digest } from '../oci/digest.js'
+import type { ImageName } from '../oci/image-name.js'
+import { openImageSource } from '../oci/open-image.js'
+import { hostPlatform, requireManifest, type PlatformSpec } from '../oci/platform.js'
+import type { RegistryAccess } from '../oci/registry/access.js'
+import { describeIssues, imageConfigSchema, type Descriptor } from '../oci/schemas.js'
+import { evaluate } from '../sign/evaluate.js'
+import { openSignedImage } from '../sign/image-signatures.js'
+import type { KeyResolver } from '../sign/key-resolver.js'
+import type { Policy } from '../sign/policy.js'
+import type { RegistriesD } from '../sign/registries-d.js'
+import { forEachLimit } from '../util/concurrency.js'
+import { CofferError } from '../util/errors.js'
+import type { Io } from '../util/io.js'
+import { MAX_CONFIG_BYTES } from '../util/limits.js'
+import type { LayerLimits, LayerStore } from './layer-store/index.js'
+import { openLayerTar } from './layer-stream.js'
+import { buildRootfs, type Rootfs } from './rootfs.js'
+
+export type PullEvent =
+  | { type: 'verified'; manifestDigest: string; scope: string }
+  | { type: 'layer'; diffId: string; size: number; state: 'reused' | 'unpacked' }
+
+export interface PullOptions extends Io {
+  access: RegistryAccess
+  store: LayerStore
+  /** Where the rootfs goes (`DIR/rootfs`); omitted: store the layers only. */
+  rootfsDir?: string
+  rootfsMode?: 'auto' | 'materialize'
+  platform?: PlatformSpec
+  /** The signature policy, or an explicit opt-out (skopeo's --insecure-policy). */
+  trust: { policy: Policy; resolveKey?: KeyResolver; registriesD: RegistriesD } | 'insecure-accept-anything'
+  decrypt?: DecryptOptions
+  concurrency?: number
+  limits?: LayerLimits
+  onEvent?: (e: PullEvent) => void
+}
+
+export interface PullResult {
+  /** The digest the policy accepted (an index when the image is multi-platform). */
+  manifestDigest: string
+  /** The platform manifest the rootfs was built from. */
+  imageDigest: string
+  diffIds: string[]
+  layersUnpacked: number
+  layersReused: number
+  rootfs?: Rootfs
+}
+
+export async function pullImage(name: ImageName, o: PullOptions): Promise<PullResult> {
+  // === 1. the signature policy, on the top-level manifest, before anything else
+  let topDigest: Digest
+  if (o.trust === 'insecure-accept-anything') {
+    const src = await openImageSource(name, o.access, o)
+    try {
+      topDigest = (await src.getManifest(undefined, o)).digest
+    } finally {
+      await src.close()
+    }
+  } else {
+    const signed = await openSignedImage(name, { access: o.access, registriesD: o.trust.registriesD }, o)
+    try {
+      const verdict = await evaluate(o.trust.policy, name, signed.manifest.bytes, signed.signatures, {
+        ...(o.trust.resolveKey ? { resolveKey: o.trust.resolveKey } : {}),
+        ...(o.signal ? { signal: o.signal } : {}),
+      })
+      topDigest = signed.manifest.digest
+      o.onEvent?.({ type: 'verified', manifestDigest: topDigest, scope: verdict.scope })
+    } finally {
+      await signed.close()
+    }
+  }
+
+  const source = await openImageSource(name, o.access, o)
+  try {
+    // === 2. by digest from here on: exactly what the policy accepted
+    let doc = await source.getManifest(topDigest, o)
+    if (doc.kind === 'index') {
+      const chosen = requireManifest(doc.index.manifests, o.platform ?? hostPlatform(), topDigest)
+      doc = await source.getManifest(chosen.digest as Digest, o)
+      if (doc.kind !== 'manifest')
+        throw new CofferError('ERR_OCI_MANIFEST_INVALID', `${chosen.digest} is a nested index`)
+    }
+    const manifest = doc.manifest
+    const parsed = imageConfigSchema.safeParse(
+      JSON.parse((await source.getBlobBytes(manifest.config, MAX_CONFIG_BYTES, o)).toString('utf8')),
+    )
+    if (!parsed.success)
+      throw new CofferError('ERR_OCI_MANIFEST_INVALID', `image config: ${describeIssues(parsed.error)}`)
+    const diffIds = parsed.data.rootfs.diff_ids
+    if (diffIds.length !== manifest.layers.length)
+      throw new CofferError(
+        'ERR_OCI_MANIFEST_INVALID',
+        `the config lists ${diffIds.length} diff_ids for ${manifest.layers.length} layers`,
+      )
+
+    // === 3. layers
+    let unpacked = 0
+    let reused = 0
+    const jobs = manifest.layers.map((desc, i) => ({ desc, diffId: diffIds[i]! }))
+    await forEachLimit(
+      jobs,
+      o.concurrency ?? 3,
+      async ({ desc, diffId }, signal) => {
+        if (await o.store.get(diffId)) {
+          if (isEncryptedMediaType(desc.mediaType)) await proveKeyRelease(desc, o.decrypt, { signal })
+          reused++
+          o.onEvent?.({ type: 'layer', diffId, size: desc.size, state: 'reused' })
+          return
+        }
+        const layer = await openLayerTar(source, desc, diffId, {
+          signal,
+          ...(o.decrypt ? { decrypt: o.decrypt } : {}),
+        })
+        try {
+          const stored = await o.store.unpack(diffId, layer.tar, { signal, ...o.limits })
+          if (stored.reused) {
+            // Another pull committed it meanwhile; ours was not read.
+            layer.tar.destroy()
+            reused++
+          } else unpacked++
+          o.onEvent?.({
+            type: 'layer',
+            diffId,
+            size: desc.size,
+            state: stored.reused ? 'reused' : 'unpacked',
+          })
+        } finally {
+          await layer.dispose()
+        }
+      },
+      o.signal,
+    )
+
+    // === 4. record and rootfs
+    await o.store.putImage({ manifestDigest: doc.digest, diffIds })
+    const rootfs = o.rootfsDir
+      ? await buildRootfs(o.store, diffIds, o.rootfsDir, {
+          ...(o.rootfsMode ? { mode: o.rootfsMode } : {}),
+          ...(o.signal ? { signal: o.signal } : {}),
+        })
+      : undefined
+    return {
+      manifestDigest: topDigest,
+      imageDigest: doc.digest,
+      diffIds,
+      layersUnpacked: unpacked,
+      layersReused: reused,
+      ...(rootfs ? { rootfs } : {}),
+    }
+  } finally {
+    await source.close()
+  }
+}
+
+/** The layer's key must still be released to this guest before its cached plaintext is used. */
+async function proveKeyRelease(desc: Descriptor, decrypt: DecryptOptions | undefined, io: Io): Promise<void> {
+  if (!decrypt)
+    throw new CofferError(
+      'ERR_CRYPT_NO_KEY',
+      `layer ${desc.digest} is encrypted; give a decryption key or a KBS`,
+    )
+  await unwrapPrivateOptions(
+    decrypt.wrappers,
+    decrypt.config,
+    desc.annotations ?? {},
+    `layer ${desc.digest}`,
+    io,
+  )
+}
