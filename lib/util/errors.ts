@@ -97,6 +97,9 @@ export const CODES = {
   ERR_ATTEST_REFERENCE_VALUES_INVALID: 'invalid_argument',
   // lib/kbs
   ERR_KBS_RESOURCE_URI_INVALID: 'invalid_argument',
+  // lib/image/service
+  ERR_IMAGE_SERVICE_UNAVAILABLE: 'unavailable',
+  ERR_IMAGE_NOT_FOUND: 'not_found',
   ERR_KBS_STORE_UNAVAILABLE: 'unavailable',
   ERR_KBS_STORE_KEY_INVALID: 'invalid_argument',
   ERR_KBS_STORE_CORRUPT: 'data_loss',

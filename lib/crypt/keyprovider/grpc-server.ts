@@ -5,10 +5,10 @@
  */
 import * as grpc from '@grpc/grpc-js'
 import { CofferError } from '../../util/errors.js'
+import { toGrpcError } from '../../util/grpc-errors.js'
 import { throwIfAborted, type Io } from '../../util/io.js'
 import {
   GRPC_CHANNEL_OPTIONS,
-  GRPC_STATUS_FOR_CLASS,
   keyProviderService,
   type WrapProtocolInput,
   type WrapProtocolOutput,
@@ -79,11 +79,4 @@ export async function startKeyProviderGrpcServer(
   const onAbort = (): void => void close()
   o.signal?.addEventListener('abort', onAbort, { once: true })
   return { address: `${host}:${port}`, close }
-}
-
-/** A CofferError → its class's status, message `"<message> [<code>]"`; anything else INTERNAL. */
-function toGrpcError(err: unknown): Partial<grpc.StatusObject> {
-  if (err instanceof CofferError)
-    return { code: GRPC_STATUS_FOR_CLASS[err.errorClass], details: `${err.message} [${err.code}]` }
-  return { code: grpc.status.INTERNAL, details: 'internal error [ERR_INTERNAL]' }
 }

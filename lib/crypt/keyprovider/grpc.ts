@@ -10,7 +10,6 @@
  */
 import * as grpc from '@grpc/grpc-js'
 import * as protoLoader from '@grpc/proto-loader'
-import type { ErrorClass } from '../../util/errors.js'
 import { MAX_PROVIDER_MESSAGE_BYTES } from './limits.js'
 
 export const KEYPROVIDER_PROTO = `syntax = "proto3";
@@ -90,21 +89,8 @@ export const GRPC_CHANNEL_OPTIONS: grpc.ChannelOptions = {
   'grpc.max_send_message_length': MAX_PROVIDER_MESSAGE_BYTES + 64,
 }
 
-/** coffer's error classes as gRPC status codes (the server's half of STYLE §5's table). */
-export const GRPC_STATUS_FOR_CLASS: Record<ErrorClass, grpc.status> = {
-  invalid_argument: grpc.status.INVALID_ARGUMENT,
-  not_found: grpc.status.NOT_FOUND,
-  already_exists: grpc.status.ALREADY_EXISTS,
-  failed_precondition: grpc.status.FAILED_PRECONDITION,
-  unauthenticated: grpc.status.UNAUTHENTICATED,
-  permission_denied: grpc.status.PERMISSION_DENIED,
-  unavailable: grpc.status.UNAVAILABLE,
-  data_loss: grpc.status.DATA_LOSS,
-  resource_exhausted: grpc.status.RESOURCE_EXHAUSTED,
-  unimplemented: grpc.status.UNIMPLEMENTED,
-  canceled: grpc.status.CANCELLED,
-  internal: grpc.status.INTERNAL,
-}
+/** coffer's error classes as gRPC status codes (shared with every coffer gRPC service). */
+export { GRPC_STATUS_FOR_CLASS } from '../../util/grpc-errors.js'
 
 /**
  * Statuses that say the provider could not be asked (or did not answer), as opposed to having
