@@ -12,6 +12,7 @@ import {
   parseFileHeader,
   plainSize,
 } from './content-cipher.js'
+import type { InodeCache, InodeState } from './inode-cache.js'
 import type { InodeLocks } from './inode-locks.js'
 
 /**
@@ -33,12 +34,18 @@ export interface VolumeFile {
 }
 
 export class OpenFile implements VolumeFile {
+  private readonly state: InodeState
+  private closed = false
+
   constructor(
     private readonly fh: FileHandle,
     private readonly key: Uint8Array,
     private readonly inode: string,
     private readonly locks: InodeLocks,
-  ) {}
+    private readonly cache: InodeCache,
+  ) {
+    this.state = cache.acquire(inode)
+  }
 
   async read(position: number, length: number): Promise<Buffer> {
     checkRange(position, length)
@@ -59,7 +66,7 @@ export class OpenFile implements VolumeFile {
   }
 
   async size(): Promise<number> {
-    return plainSize((await this.fh.stat()).size)
+    return this.locks.run(this.inode, async () => plainSize(await this.cipherBytes()))
   }
 
   async sync(): Promise<void> {
@@ -67,19 +74,45 @@ export class OpenFile implements VolumeFile {
   }
 
   async close(): Promise<void> {
+    if (this.closed) return
+    this.closed = true
+    this.cache.release(this.inode)
     await this.fh.close()
   }
 
-  // === internals (called with the inode lock held)
+  // === internals (called with the inode lock held; they keep this.state current)
 
   private async cipherBytes(): Promise<number> {
-    return (await this.fh.stat()).size
+    this.state.cipherBytes ??= (await this.fh.stat()).size
+    return this.state.cipherBytes
   }
 
   private async fileId(): Promise<Buffer> {
+    if (this.state.fileId) return this.state.fileId
     const header = Buffer.alloc(HEADER_LEN)
     const { bytesRead } = await this.fh.read(header, 0, HEADER_LEN, 0)
-    return parseFileHeader(header.subarray(0, bytesRead))
+    const id = parseFileHeader(header.subarray(0, bytesRead))
+    this.state.fileId = id
+    return id
+  }
+
+  /** Writes at a backing offset and records the new backing size. */
+  private async writeCipher(data: Buffer, position: number): Promise<void> {
+    const before = await this.cipherBytes()
+    try {
+      await writeAll(this.fh, data, position)
+    } catch (err) {
+      this.state.cipherBytes = undefined // a short write may have grown the file: fstat again
+      throw err
+    }
+    this.state.cipherBytes = Math.max(before, position + data.length)
+  }
+
+  private async truncateCipher(bytes: number): Promise<void> {
+    this.state.cipherBytes = undefined
+    await this.fh.truncate(bytes)
+    this.state.cipherBytes = bytes
+    if (bytes === 0) this.state.fileId = undefined
   }
 
   /** Reads the stored bytes of blocks [first, last]; short at end of file. */
@@ -116,7 +149,8 @@ export class OpenFile implements VolumeFile {
     const bytes = await this.cipherBytes()
     if (bytes > 0) return this.fileId()
     const header = newFileHeader()
-    await this.fh.write(header.bytes, 0, HEADER_LEN, 0)
+    await this.writeCipher(header.bytes, 0)
+    this.state.fileId = header.fileId
     return header.fileId
   }
 
@@ -160,8 +194,7 @@ export class OpenFile implements VolumeFile {
       }
       out.push(encryptBlock(this.key, plain, n, fileId))
     }
-    const cipher = Buffer.concat(out)
-    await writeAll(this.fh, cipher, blockCipherOffset(first))
+    await this.writeCipher(Buffer.concat(out), blockCipherOffset(first))
   }
 
   private async truncateLocked(newSize: number): Promise<void> {
@@ -170,7 +203,7 @@ export class OpenFile implements VolumeFile {
     if (newSize === oldSize && bytes !== HEADER_LEN) return
     if (newSize === 0) {
       // An empty file has no header; the next write makes a new file ID.
-      await this.fh.truncate(0)
+      await this.truncateCipher(0)
       return
     }
     if (newSize > oldSize) return this.grow(oldSize, newSize)
@@ -178,13 +211,13 @@ export class OpenFile implements VolumeFile {
     const n = Math.floor(newSize / PLAIN_BS)
     const keep = newSize % PLAIN_BS
     if (keep === 0) {
-      await this.fh.truncate(cipherSize(newSize))
+      await this.truncateCipher(cipherSize(newSize))
       return
     }
     const fileId = await this.fileId()
     const old = await this.readBlock(n, fileId)
-    await this.fh.truncate(blockCipherOffset(n))
-    await writeAll(this.fh, encryptBlock(this.key, old.subarray(0, keep), n, fileId), blockCipherOffset(n))
+    await this.truncateCipher(blockCipherOffset(n))
+    await this.writeCipher(encryptBlock(this.key, old.subarray(0, keep), n, fileId), blockCipherOffset(n))
   }
 
   /** file_allocate_truncate.go truncateGrowFile. */
@@ -195,7 +228,7 @@ export class OpenFile implements VolumeFile {
       return this.writeBlocks(newSize - 1, Buffer.alloc(1), fileId)
     await this.zeroPad(oldSize, fileId)
     // Block-aligned: extend the backing file; the new blocks are holes (all-zero full blocks).
-    if (newSize % PLAIN_BS === 0) await this.fh.truncate(cipherSize(newSize))
+    if (newSize % PLAIN_BS === 0) await this.truncateCipher(cipherSize(newSize))
     else await this.writeLocked(newSize - 1, Buffer.alloc(1))
   }
 }

@@ -110,6 +110,11 @@ export const CODES = {
   ERR_STORAGE_NAME_INVALID: 'invalid_argument',
   ERR_STORAGE_NAME_TOO_LONG: 'invalid_argument',
   ERR_STORAGE_FSCK_FAILED: 'data_loss',
+  // lib/storage/fuse, lib/storage/mount: coffer mount / umount
+  ERR_STORAGE_MOUNT_FAILED: 'failed_precondition',
+  ERR_STORAGE_MOUNTPOINT_BUSY: 'already_exists',
+  ERR_STORAGE_NOT_MOUNTED: 'not_found',
+  ERR_STORAGE_UNMOUNT_FAILED: 'unavailable',
 } as const satisfies Record<string, ErrorClass>
 
 export type CofferErrorCode = keyof typeof CODES
