@@ -7,10 +7,13 @@ import { fuseOperations, type FuseLog } from './operations.js'
 /**
  * Mount options. `big_writes` rides in on fsname: fuse-native has no option for it, but joins every
  * option into one `-o` string (spec sheet §5.6), and without it libfuse2 sends 4 KiB writes.
+ * `attr_timeout=0` rides the same way (fuse-native drops a 0 option as falsy, and libfuse's default
+ * is 1 s): libfuse's path API gives each path of a hard-linked file its own kernel node, so a
+ * cached size or link count under one name would go stale when the file changes under another.
  * The mount then shows as source "coffer", type "fuse" in /proc/mounts.
  */
 export const FSNAME = 'coffer'
-const FSNAME_WITH_OPTIONS = `${FSNAME},big_writes`
+const FSNAME_WITH_OPTIONS = `${FSNAME},big_writes,attr_timeout=0`
 
 export interface ServeOptions {
   /** Where EIO and other refused requests are reported. Default: stderr. */
@@ -48,8 +51,7 @@ export async function serveVolume(
     timeout: false,
     debug: o.debug === true,
     allowOther: o.allowOther === true,
-    // Remember names and attributes for a second: the volume has only this one writer.
-    attrTimeout: 1,
+    // Names may be remembered for a second: every change to them goes through this mount.
     entryTimeout: 1,
   })
   try {
