@@ -113,6 +113,10 @@ export async function mountCommand(
     ])
   } finally {
     await mount.close()
+    // fuse-native keeps its native thread (and so the event loop) alive when the kernel mount was
+    // removed from outside (fusermount -u): the handle cannot be released then. Exit anyway once
+    // everything is cleaned up; unref'd, so a normal exit is not delayed.
+    setTimeout(() => process.exit(), EXIT_GRACE_MS).unref()
   }
   ctx.emit({ unmounted: mount.entry.mountpoint })
   ctx.say(`Unmounted ${mount.entry.mountpoint}.`)
@@ -128,6 +132,9 @@ async function listCommand(stateDir: string, ctx: CommandContext): Promise<void>
       `${m.mountpoint}\t${m.kind}\tpid ${m.pid}\t${m.stale ? 'STALE' : 'mounted'}\tbacking ${m.backing}`,
     )
 }
+
+/** How long a finished `coffer mount` may take to exit by itself before it exits explicitly. */
+const EXIT_GRACE_MS = 1000
 
 /** How long `coffer umount` waits for the serving process to unmount and exit. */
 const UMOUNT_WAIT_MS = 30_000

@@ -8,6 +8,7 @@ import {
   cipherSize,
   decryptBlock,
   encryptBlock,
+  encryptBlocks,
   newFileHeader,
   parseFileHeader,
   plainSize,
@@ -172,29 +173,37 @@ export class OpenFile implements VolumeFile {
     await this.writeBlocks(size, Buffer.alloc(PLAIN_BS - rest), fileId)
   }
 
-  /** Read-modify-write of every block `data` touches, then one write of the new ciphertext. */
+  /**
+   * Read-modify-write of every block `data` touches, then one write of the new ciphertext. Only
+   * the first and last block can be partial; the blocks in between are encrypted from `data`.
+   */
   private async writeBlocks(position: number, data: Buffer, fileId: Buffer): Promise<void> {
     const first = Math.floor(position / PLAIN_BS)
     const last = Math.floor((position + data.length - 1) / PLAIN_BS)
-    const out: Buffer[] = []
-    for (let n = first; n <= last; n++) {
-      const blockStart = n * PLAIN_BS
-      const from = Math.max(position, blockStart)
-      const to = Math.min(position + data.length, blockStart + PLAIN_BS)
-      const piece = data.subarray(from - position, to - position)
-      let plain: Buffer
-      if (piece.length === PLAIN_BS) plain = piece
-      else {
-        // Only the first and last block can be partial. A block that fails authentication is not
-        // silently overwritten: the error surfaces and the write fails (gocryptfs does the same).
-        const old = await this.readBlock(n, fileId)
-        plain = Buffer.alloc(Math.max(old.length, to - blockStart))
-        old.copy(plain)
-        piece.copy(plain, from - blockStart)
-      }
-      out.push(encryptBlock(this.key, plain, n, fileId))
+    const regionStart = first * PLAIN_BS
+    let plain: Buffer = data
+    const head = position - regionStart
+    const lastBlockEnd = (last + 1) * PLAIN_BS
+    const needsTail = (position + data.length) % PLAIN_BS !== 0
+    if (head !== 0 || needsTail) {
+      // A block that fails authentication is not silently overwritten: the error surfaces and the
+      // write fails (gocryptfs does the same).
+      const oldFirst = head !== 0 ? await this.readBlock(first, fileId) : Buffer.alloc(0)
+      const oldLast =
+        needsTail && (last !== first || head === 0)
+          ? await this.readBlock(last, fileId)
+          : last === first
+            ? oldFirst
+            : Buffer.alloc(0)
+      // The region ends where the new data ends, or where the old last block ended if later.
+      const oldLastEnd = last * PLAIN_BS + oldLast.length
+      const end = Math.min(lastBlockEnd, Math.max(position + data.length, oldLastEnd))
+      plain = Buffer.alloc(end - regionStart)
+      oldFirst.copy(plain, 0)
+      oldLast.copy(plain, last * PLAIN_BS - regionStart) // the same block again if first === last
+      data.copy(plain, head)
     }
-    await this.writeCipher(Buffer.concat(out), blockCipherOffset(first))
+    await this.writeCipher(encryptBlocks(this.key, plain, first, fileId), blockCipherOffset(first))
   }
 
   private async truncateLocked(newSize: number): Promise<void> {
