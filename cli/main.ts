@@ -458,7 +458,18 @@ fsSubcommand(
   coffer fs init ./vol --passphrase-file pass.txt --scryptn 18 --json`,
   'fsInitCommand',
 )
-  .requiredOption('--passphrase-file <file>', 'passphrase (first line of the file)')
+  .option('--passphrase-file <file>', 'passphrase (first line of the file)')
+  .option(
+    '--key <kbs-uri>',
+    'instead: kbs:///repo/type/tag whose value is the passphrase (after attestation)',
+  )
+  .option('--kbs-url <url>', 'with --key: the KBS (default: $COFFER_KBS_URL or http://127.0.0.1:8080)')
+  .option('--attester <name>', 'with --key: tpm, snp, tdx or sample (default: detect the TEE)')
+  .option('--attester-opt <key=value>', 'with --key: attester setting (repeatable)', collect)
+  .addOption(
+    new Option('--kbs-tls-verify', 'verify the KBS TLS certificate (--kbs-tls-verify=false to skip)'),
+  )
+  .addOption(new Option('--no-kbs-tls-verify').hideHelp())
   .option('--scryptn <log2N>', 'scrypt cost as log2(N), as gocryptfs -scryptn (default 16)')
 fsSubcommand(
   'info',
