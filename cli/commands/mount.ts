@@ -157,7 +157,12 @@ export async function umountCommand(
   const target = await realpath(mountpoint).catch(() => resolve(mountpoint))
   const entry = await findMount(stateDir, target)
   if (entry && !entry.stale) {
-    process.kill(entry.pid, 'SIGTERM')
+    try {
+      process.kill(entry.pid, 'SIGTERM')
+    } catch (err) {
+      // ESRCH: it exited between the check and now, which is what we wanted.
+      if ((err as NodeJS.ErrnoException).code !== 'ESRCH') throw err
+    }
     const deadline = Date.now() + UMOUNT_WAIT_MS
     while ((await processStartTime(entry.pid)) === entry.pidStart) {
       if (Date.now() > deadline)

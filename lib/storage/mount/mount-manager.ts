@@ -84,7 +84,15 @@ export async function mountVolume(
     kind: key.kind,
     startedAt: new Date().toISOString(),
   }
-  await writeMountEntry(stateDir, entry)
+  try {
+    await writeMountEntry(stateDir, entry)
+  } catch (err) {
+    // Without a state entry nobody could find this mount again: do not leave it behind.
+    await served.unmount().catch(() => undefined)
+    vol.close()
+    if (removeBacking) await fs.rm(backing, { recursive: true, force: true })
+    throw err
+  }
 
   let stop: (() => void) | undefined
   const gone = new Promise<void>((resolve) => {
