@@ -525,7 +525,18 @@ fsSubcommand(
   coffer fs init ./vol --passphrase-file pass.txt --scryptn 18 --json`,
   'fsInitCommand',
 )
-  .requiredOption('--passphrase-file <file>', 'passphrase (first line of the file)')
+  .option('--passphrase-file <file>', 'passphrase (first line of the file)')
+  .option(
+    '--key <kbs-uri>',
+    'instead: kbs:///repo/type/tag whose value is the passphrase (after attestation)',
+  )
+  .option('--kbs-url <url>', 'with --key: the KBS (default: $COFFER_KBS_URL or http://127.0.0.1:8080)')
+  .option('--attester <name>', 'with --key: tpm, snp, tdx or sample (default: detect the TEE)')
+  .option('--attester-opt <key=value>', 'with --key: attester setting (repeatable)', collect)
+  .addOption(
+    new Option('--kbs-tls-verify', 'verify the KBS TLS certificate (--kbs-tls-verify=false to skip)'),
+  )
+  .addOption(new Option('--no-kbs-tls-verify').hideHelp())
   .option('--scryptn <log2N>', 'scrypt cost as log2(N), as gocryptfs -scryptn (default 16)')
 fsSubcommand(
   'info',
@@ -594,6 +605,63 @@ Examples:
   )
   .action((image: string, opts: Record<string, unknown>) =>
     run(opts, async (ctx) => (await import('./commands/pull.js')).pullCommand(image, opts, ctx)),
+  )
+
+program
+  .command('mount')
+  .description(
+    'Mount an encrypted volume (gocryptfs v2 format) with FUSE and serve it in the foreground until SIGINT/SIGTERM or coffer umount.',
+  )
+  .argument('[mountpoint]', 'an existing empty directory')
+  .option(
+    '--ephemeral',
+    'a fresh volume with a random key held only in memory; its data is removed at unmount',
+  )
+  .option(
+    '--backing <dir>',
+    'with --ephemeral: where the ciphertext goes (empty or new; default: a temp dir)',
+  )
+  .option('--volume <backing>', "a persistent volume's backing directory (gocryptfs.conf)")
+  .option('--passphrase-file <file>', 'with --volume: passphrase (first line of the file)')
+  .option(
+    '--key <kbs-uri>',
+    'with --volume: kbs:///repo/type/tag whose value is the passphrase (after attestation)',
+  )
+  .option('--kbs-url <url>', 'with --key: the KBS (default: $COFFER_KBS_URL or http://127.0.0.1:8080)')
+  .option('--attester <name>', 'with --key: tpm, snp, tdx or sample (default: detect the TEE)')
+  .option('--attester-opt <key=value>', 'with --key: attester setting (repeatable)', collect)
+  .addOption(
+    new Option('--kbs-tls-verify', 'verify the KBS TLS certificate (--kbs-tls-verify=false to skip)'),
+  )
+  .addOption(new Option('--no-kbs-tls-verify').hideHelp())
+  .option('--list', 'list coffer mounts (from the state directory) and whether they are stale')
+  .option('-q, --quiet', 'print nothing but errors')
+  .option('--json', 'machine-readable output: {"mounted": …} once serving, {"unmounted": …} at the end')
+  .addHelpText(
+    'after',
+    `
+Runs in the foreground like gocryptfs -f (use systemd, a container or & to background it).
+State: $COFFER_MOUNT_STATE_DIR, $XDG_RUNTIME_DIR/coffer/mounts or /run/coffer/mounts.
+
+Examples:
+  coffer mount --ephemeral /mnt/scratch
+  coffer mount --volume ./vol /mnt/data --passphrase-file pass.txt
+  coffer mount --volume ./vol /mnt/data --key kbs:///default/volume/data --kbs-url http://kbs:8080
+  coffer mount --list
+  coffer umount /mnt/data`,
+  )
+  .action((mountpoint: string | undefined, opts: Record<string, unknown>) =>
+    run(opts, async (ctx) => (await import('./commands/mount.js')).mountCommand(mountpoint, opts, ctx)),
+  )
+
+program
+  .command('umount')
+  .description('Unmount a coffer mount: its serving process unmounts, wipes its keys and exits.')
+  .argument('<mountpoint>', 'where it is mounted')
+  .option('-q, --quiet', 'print nothing but errors')
+  .option('--json', 'machine-readable output')
+  .action((mountpoint: string, opts: Record<string, unknown>) =>
+    run(opts, async (ctx) => (await import('./commands/mount.js')).umountCommand(mountpoint, opts, ctx)),
   )
 
 program

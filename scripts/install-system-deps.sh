@@ -16,6 +16,7 @@
 #   openssl                  keys and self-signed certificates for test fixtures
 #   gnupg                    gpg and gpg-agent: skopeo's pgp: recipients, OpenPGP test keys
 #   jq                       JSON in the demo scripts
+#   fio                      bench/fs.ts: sequential and random I/O through coffer, gocryptfs, plain
 #   postgresql               a real PostgreSQL server for the KBS postgres store's integration tests
 #   python3-nacl,            an independent peer (libsodium secretbox, scrypt, ECDSA) for cosign
 #   python3-cryptography     key files and signatures in test/interop/sign-skopeo.test.ts
@@ -27,7 +28,7 @@ PACKAGES=(
   skopeo umoci docker-registry apache2-utils
   libfuse2 fuse gocryptfs
   swtpm swtpm-tools tpm2-tools libtss2-tcti-swtpm0
-  openssl jq gnupg
+  openssl jq gnupg fio
   postgresql
   python3-nacl python3-cryptography
   zstd

@@ -18,13 +18,27 @@ function required(opts: Record<string, unknown>, key: string, flag: string): str
   return v
 }
 
-/** `coffer fs init BACKING --passphrase-file F [--scryptn N]`. */
+/**
+ * The passphrase of a new volume: a file, or a KBS resource (`--key kbs:///…`, after attestation),
+ * the same one `coffer mount --volume … --key` fetches later. See docs/storage.md for why the
+ * resource is a passphrase rather than a raw master key.
+ */
+async function initPassphrase(opts: Record<string, unknown>, ctx: CommandContext): Promise<Buffer> {
+  const file = opts.passphraseFile as string | undefined
+  const uri = opts.key as string | undefined
+  if ((file === undefined) === (uri === undefined))
+    throw new CofferError('ERR_USAGE', 'pass exactly one of --passphrase-file and --key kbs:///…')
+  if (file !== undefined) return readPassphraseFile(file)
+  return (await import('./mount.js')).kbsPassphrase(uri!, opts, ctx)
+}
+
+/** `coffer fs init BACKING (--passphrase-file F | --key kbs:///…) [--scryptn N]`. */
 export async function fsInitCommand(
   backing: string,
   opts: Record<string, unknown>,
   ctx: CommandContext,
 ): Promise<void> {
-  const passphrase = await readPassphraseFile(required(opts, 'passphraseFile', '--passphrase-file'))
+  const passphrase = await initPassphrase(opts, ctx)
   const logN = scryptLogN(opts)
   await mkdir(backing, { recursive: true })
   const vol = await createVolume(backing, passphrase, logN === undefined ? {} : { scryptLogN: logN })

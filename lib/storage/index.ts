@@ -3,7 +3,14 @@
  * create/open a volume, its plaintext operations, fsck, passphrase change, and the errno mapping
  * the FUSE layer needs.
  */
-export { createVolume, openVolume, openVolumeWithKey, changePassphrase, volumeInfo } from './open-volume.js'
+export {
+  createVolume,
+  openVolume,
+  openVolumeWithKey,
+  ephemeralVolume,
+  changePassphrase,
+  volumeInfo,
+} from './open-volume.js'
 export type { CreateVolumeOptions, VolumeInfo } from './open-volume.js'
 export type { Volume, VolumeStat, VolumeStatfs, DirEntry, OpenOptions, SkippedEntry } from './volume.js'
 export type { VolumeFile } from './open-file.js'

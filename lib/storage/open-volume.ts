@@ -61,6 +61,27 @@ export async function createVolume(
   }
 }
 
+/**
+ * An ephemeral volume: no gocryptfs.conf at all, the master key lives only in the caller's memory
+ * (coffer mount --ephemeral). With `create`, the empty `backingDir` gets its root diriv; without,
+ * an existing ephemeral backing directory is opened with the same key. The key is copied: the
+ * caller may wipe its buffer.
+ */
+export async function ephemeralVolume(
+  backingDir: string,
+  masterKey: Uint8Array,
+  o: { create: boolean },
+): Promise<Volume> {
+  if (masterKey.length !== MASTER_KEY_LEN)
+    throw new CofferError('ERR_INVALID_ARGUMENT', 'a master key is 32 bytes')
+  if (o.create) {
+    const entries = await fs.readdir(backingDir)
+    if (entries.length > 0) throw new CofferError('ERR_STORAGE_VOLUME_EXISTS', `${backingDir} is not empty`)
+    await fs.writeFile(join(backingDir, DIRIV_NAME), randomBytes(DIRIV_LEN), { flag: 'wx', mode: 0o444 })
+  }
+  return new GocryptfsVolume(backingDir, deriveVolumeKeys(masterKey), { dirIV: true, longNameMax: 255 })
+}
+
 /** Opens a volume with its passphrase (ERR_STORAGE_WRONG_PASSPHRASE if it does not fit). */
 export async function openVolume(backingDir: string, passphrase: Uint8Array): Promise<Volume> {
   const conf = await readConfig(backingDir)

@@ -17,6 +17,7 @@ export type PosixCode =
   | 'ENAMETOOLONG'
   | 'EPERM'
   | 'EACCES'
+  | 'EBADF'
 
 export function posixError(code: PosixCode, syscall: string, path: string): NodeJS.ErrnoException {
   const err = new Error(`${code}: ${syscall} ${JSON.stringify(path)}`) as NodeJS.ErrnoException

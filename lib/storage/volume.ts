@@ -4,6 +4,7 @@ import * as fs from 'node:fs/promises'
 import { join } from 'node:path'
 import { CofferError } from '../util/errors.js'
 import { decryptBlock, encryptBlock, plainSize } from './content-cipher.js'
+import { InodeCache } from './inode-cache.js'
 import { InodeLocks } from './inode-locks.js'
 import type { VolumeKeys } from './key-derivation.js'
 import {
@@ -133,6 +134,7 @@ export class GocryptfsVolume implements Volume {
   private readonly names: NameCipher
   private readonly dirIVs = new Map<string, Buffer>()
   private readonly locks = new InodeLocks()
+  private readonly inodes = new InodeCache()
 
   constructor(
     readonly backingDir: string,
@@ -440,15 +442,16 @@ export class GocryptfsVolume implements Volume {
         fh = await fs.open(r.backing, constants.O_RDONLY | constants.O_NOFOLLOW)
       }
     }
+    let file: OpenFile | undefined
     try {
       const st = await fh.stat()
       if (st.isDirectory()) throw posixError('EISDIR', 'open', path)
       if (!st.isFile()) throw posixError('EINVAL', 'open', path)
-      const file = new OpenFile(fh, this.keys.content, `${st.dev}:${st.ino}`, this.locks)
+      file = new OpenFile(fh, this.keys.content, `${st.dev}:${st.ino}`, this.locks, this.inodes)
       if (o.truncate) await file.truncate(0)
       return file
     } catch (err) {
-      await fh.close()
+      await (file ? file.close() : fh.close())
       throw err
     }
   }

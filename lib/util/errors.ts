@@ -133,6 +133,11 @@ export const CODES = {
   ERR_IMAGE_LAYER_NOT_FOUND: 'not_found',
   ERR_IMAGE_STORE_CORRUPT: 'data_loss',
   ERR_IMAGE_ROOTFS_FAILED: 'failed_precondition',
+  // lib/storage/fuse, lib/storage/mount: coffer mount / umount
+  ERR_STORAGE_MOUNT_FAILED: 'failed_precondition',
+  ERR_STORAGE_MOUNTPOINT_BUSY: 'already_exists',
+  ERR_STORAGE_NOT_MOUNTED: 'not_found',
+  ERR_STORAGE_UNMOUNT_FAILED: 'unavailable',
 } as const satisfies Record<string, ErrorClass>
 
 export type CofferErrorCode = keyof typeof CODES

@@ -1,0 +1,240 @@
+/**
+ * Encrypted-storage throughput: fio sequential 1 MiB read/write, random 4 KiB read/write, and
+ * extracting a 20,000-file tree with tar, on three targets in the same run: a plain directory,
+ * a Debian gocryptfs 2.3 mount and a coffer mount (each FUSE server in its own process; fio and
+ * tar run as their own processes too). Page caches are dropped before each read job where the
+ * kernel allows it, so reads go through the FUSE server and decrypt.
+ *
+ * Goals (issue 8): coffer ≥ 1.0× gocryptfs's sequential throughput, ≥ 0.7× its random 4 KiB IOPS.
+ * Run alone: `node dist/bench/fs.js [--size-mib N] [--runtime S]` (after `npm run build`).
+ */
+import { execFile, spawn, type ChildProcess } from 'node:child_process'
+import { createHash } from 'node:crypto'
+import { mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
+import { createInterface } from 'node:readline'
+import { fileURLToPath } from 'node:url'
+import { promisify } from 'node:util'
+import { createVolume } from '../lib/storage/open-volume.js'
+
+const execFileP = promisify(execFile)
+
+export interface FsBenchRow {
+  target: 'plain' | 'gocryptfs' | 'coffer'
+  seqWriteMiBs: number
+  seqReadMiBs: number
+  randWriteIops: number
+  randReadIops: number
+  treeSeconds: number
+}
+
+export const FS_GOALS = { seqVsGocryptfs: 1.0, randVsGocryptfs: 0.7 }
+const TREE_FILES = 20_000
+const PASS = 'bench passphrase'
+
+interface FioJob {
+  name: string
+  rw: 'write' | 'read' | 'randwrite' | 'randread'
+  bs: string
+}
+
+async function fio(
+  dir: string,
+  job: FioJob,
+  sizeMiB: number,
+  runtime: number,
+): Promise<{ mibs: number; iops: number }> {
+  const args = [
+    `--name=${job.name}`,
+    `--directory=${dir}`,
+    `--filename=${job.rw.includes('rand') ? 'rand.dat' : 'seq.dat'}`,
+    `--rw=${job.rw}`,
+    `--bs=${job.bs}`,
+    `--size=${sizeMiB}m`,
+    '--ioengine=psync',
+    '--numjobs=1',
+    '--output-format=json',
+    ...(job.rw.includes('write') ? ['--end_fsync=1'] : []),
+    ...(job.rw.includes('rand') ? ['--time_based=1', `--runtime=${runtime}`] : []),
+  ]
+  const { stdout } = await execFileP('fio', args, { maxBuffer: 16 * 1024 * 1024 })
+  const j = JSON.parse(stdout) as {
+    jobs: { read: { bw: number; iops: number }; write: { bw: number; iops: number } }[]
+  }
+  const side = job.rw.includes('write') ? j.jobs[0]!.write : j.jobs[0]!.read
+  return { mibs: side.bw / 1024, iops: side.iops }
+}
+
+async function dropCaches(): Promise<void> {
+  await execFileP('sync').catch(() => undefined)
+  await writeFile('/proc/sys/vm/drop_caches', '3').catch(() => undefined)
+}
+
+/** A tar of TREE_FILES small files (0..8 KiB) in 200 directories, made once with tar(1). */
+async function makeTree(work: string): Promise<string> {
+  const src = join(work, 'tree-src')
+  for (let d = 0; d < 200; d++) {
+    const dir = join(src, `dir-${d}`)
+    await mkdir(dir, { recursive: true })
+    await Promise.all(
+      Array.from({ length: TREE_FILES / 200 }, (_, f) => {
+        const size = createHash('sha256').update(`${d}/${f}`).digest().readUInt16LE(0) % 8192
+        return writeFile(join(dir, `file-${f}.txt`), Buffer.alloc(size, f % 251))
+      }),
+    )
+  }
+  const tarball = join(work, 'tree.tar')
+  await execFileP('tar', ['-cf', tarball, '-C', src, '.'])
+  await rm(src, { recursive: true })
+  return tarball
+}
+
+async function extract(tarball: string, dir: string): Promise<number> {
+  const target = join(dir, 'tree')
+  await mkdir(target)
+  const t0 = process.hrtime.bigint()
+  await execFileP('tar', ['-xf', tarball, '-C', target])
+  await execFileP('sync')
+  return Number(process.hrtime.bigint() - t0) / 1e9
+}
+
+async function measure(
+  target: FsBenchRow['target'],
+  dir: string,
+  tarball: string,
+  sizeMiB: number,
+  runtime: number,
+): Promise<FsBenchRow> {
+  const sw = await fio(dir, { name: 'seqwrite', rw: 'write', bs: '1m' }, sizeMiB, runtime)
+  await dropCaches()
+  const sr = await fio(dir, { name: 'seqread', rw: 'read', bs: '1m' }, sizeMiB, runtime)
+  const rw = await fio(dir, { name: 'randwrite', rw: 'randwrite', bs: '4k' }, Math.min(64, sizeMiB), runtime)
+  await dropCaches()
+  const rr = await fio(dir, { name: 'randread', rw: 'randread', bs: '4k' }, Math.min(64, sizeMiB), runtime)
+  const treeSeconds = await extract(tarball, dir)
+  return {
+    target,
+    seqWriteMiBs: sw.mibs,
+    seqReadMiBs: sr.mibs,
+    randWriteIops: rw.iops,
+    randReadIops: rr.iops,
+    treeSeconds,
+  }
+}
+
+async function startCoffer(
+  cofferBin: string,
+  cipher: string,
+  mnt: string,
+  passfile: string,
+  state: string,
+): Promise<ChildProcess> {
+  const child = spawn(
+    process.execPath,
+    [cofferBin, 'mount', '--json', '--volume', cipher, mnt, '--passphrase-file', passfile],
+    {
+      env: { ...process.env, COFFER_MOUNT_STATE_DIR: state },
+      stdio: ['ignore', 'pipe', 'inherit'],
+    },
+  )
+  await new Promise<void>((resolve, reject) => {
+    createInterface({ input: child.stdout! }).on('line', (l) => {
+      if (l.includes('"mounted"')) resolve()
+    })
+    child.once('exit', (code) => reject(new Error(`coffer mount exited ${code}`)))
+  })
+  return child
+}
+
+export async function benchFs(
+  cofferBin: string,
+  o: { sizeMiB?: number; runtime?: number } = {},
+): Promise<FsBenchRow[]> {
+  const sizeMiB = o.sizeMiB ?? 256
+  const runtime = o.runtime ?? 8
+  const work = await mkdtemp(join(tmpdir(), 'coffer-fs-bench-'))
+  const passfile = join(work, 'pass')
+  await writeFile(passfile, `${PASS}\n`)
+  const rows: FsBenchRow[] = []
+  let coffer: ChildProcess | undefined
+  const mounted: string[] = []
+  try {
+    const tarball = await makeTree(work)
+    // === plain directory
+    await mkdir(join(work, 'plain'))
+    rows.push(await measure('plain', join(work, 'plain'), tarball, sizeMiB, runtime))
+    // === gocryptfs (daemonises once mounted)
+    for (const d of ['g-cipher', 'g-mnt', 'c-cipher', 'c-mnt']) await mkdir(join(work, d))
+    await execFileP('gocryptfs', [
+      '-init',
+      '-q',
+      '-scryptn',
+      '10',
+      '-passfile',
+      passfile,
+      join(work, 'g-cipher'),
+    ])
+    await execFileP('gocryptfs', ['-q', '-passfile', passfile, join(work, 'g-cipher'), join(work, 'g-mnt')])
+    mounted.push(join(work, 'g-mnt'))
+    rows.push(await measure('gocryptfs', join(work, 'g-mnt'), tarball, sizeMiB, runtime))
+    // === coffer
+    ;(await createVolume(join(work, 'c-cipher'), Buffer.from(PASS), { scryptLogN: 10 })).close()
+    coffer = await startCoffer(
+      cofferBin,
+      join(work, 'c-cipher'),
+      join(work, 'c-mnt'),
+      passfile,
+      join(work, 'state'),
+    )
+    rows.push(await measure('coffer', join(work, 'c-mnt'), tarball, sizeMiB, runtime))
+  } finally {
+    if (coffer && coffer.exitCode === null) {
+      coffer.kill('SIGTERM')
+      await new Promise((r) => coffer!.once('exit', r))
+    }
+    for (const m of mounted) await execFileP('fusermount', ['-uz', m]).catch(() => undefined)
+    await rm(work, { recursive: true, force: true })
+  }
+  return rows
+}
+
+export function fsTable(rows: FsBenchRow[]): string {
+  const g = rows.find((r) => r.target === 'gocryptfs')
+  const c = rows.find((r) => r.target === 'coffer')
+  const ratio = (a: number, b: number | undefined): string => (b ? `${(a / b).toFixed(2)}×` : '')
+  const lines = [
+    '| target | seq write 1 MiB | seq read 1 MiB | rand write 4 KiB | rand read 4 KiB | 20,000-file tar -x |',
+    '| --- | ---: | ---: | ---: | ---: | ---: |',
+    ...rows.map(
+      (r) =>
+        `| ${r.target} | ${r.seqWriteMiBs.toFixed(0)} MiB/s | ${r.seqReadMiBs.toFixed(0)} MiB/s | ${r.randWriteIops.toFixed(0)} IOPS | ${r.randReadIops.toFixed(0)} IOPS | ${r.treeSeconds.toFixed(1)} s |`,
+    ),
+  ]
+  if (g && c)
+    lines.push(
+      `| coffer / gocryptfs | ${ratio(c.seqWriteMiBs, g.seqWriteMiBs)} | ${ratio(c.seqReadMiBs, g.seqReadMiBs)} | ${ratio(c.randWriteIops, g.randWriteIops)} | ${ratio(c.randReadIops, g.randReadIops)} | ${ratio(g.treeSeconds, c.treeSeconds)} (speed) |`,
+      '',
+      `Goals: sequential ≥ ${FS_GOALS.seqVsGocryptfs}× gocryptfs, random 4 KiB ≥ ${FS_GOALS.randVsGocryptfs}× gocryptfs IOPS.`,
+    )
+  return lines.join('\n')
+}
+
+if (process.argv[1] === fileURLToPath(import.meta.url)) {
+  const arg = (name: string): number | undefined => {
+    const i = process.argv.indexOf(name)
+    return i === -1 ? undefined : Number(process.argv[i + 1])
+  }
+  const bin = fileURLToPath(new URL('../cli/main.js', import.meta.url))
+  const sizeMiB = arg('--size-mib')
+  const runtime = arg('--runtime')
+  benchFs(bin, { ...(sizeMiB ? { sizeMiB } : {}), ...(runtime ? { runtime } : {}) })
+    .then((rows) => {
+      console.log(fsTable(rows))
+      console.log(JSON.stringify(rows))
+    })
+    .catch((err: unknown) => {
+      console.error(err)
+      process.exitCode = 1
+    })
+}

@@ -1,0 +1,160 @@
+import { constants as osConstants } from 'node:os'
+import { errnoOf } from '../posix-error.js'
+import type { VolumeFile } from '../open-file.js'
+import type { Volume, VolumeStat } from '../volume.js'
+import type { Cb, FuseOperations, FuseStat } from './binding.js'
+import { HandleTable } from './handle-table.js'
+
+/** Where the FUSE layer reports what it refused to serve (corrupt blocks, unexpected errors). */
+export type FuseLog = (line: string) => void
+
+/** Every statfs number is a uint32 in the binding: scale the block size so big disks fit. */
+const UINT32_MAX = 0xffff_ffff
+
+/** The negative errno a FUSE reply carries for `err`. */
+export function fuseErrno(err: unknown): number {
+  const name = errnoOf(err)
+  const n = (osConstants.errno as Record<string, number | undefined>)[name]
+  return -(n ?? osConstants.errno.EIO)
+}
+
+function toFuseStat(st: VolumeStat): FuseStat {
+  return {
+    mode: st.mode,
+    uid: st.uid,
+    gid: st.gid,
+    size: st.size,
+    dev: st.dev,
+    nlink: st.nlink,
+    // The binding passes ino as uint32; the kernel numbers inodes itself (no use_ino).
+    ino: st.ino % 2 ** 32,
+    rdev: 0,
+    blksize: 4096,
+    blocks: st.blocks,
+    atime: st.atimeMs,
+    mtime: st.mtimeMs,
+    ctime: st.ctimeMs,
+  }
+}
+
+/**
+ * Maps libfuse's path-based requests onto a Volume. Every handler is async and answers exactly
+ * once; a rejected promise becomes its errno (errnoOf: failed authentication is EIO, never data),
+ * and an EIO is logged with the operation and path, as gocryptfs logs "corrupt block".
+ *
+ * Open files live in a handle table (fh numbers from 1; 0 means "no handle" to the binding). The
+ * `buf` of read/write is libfuse memory that is detached once the callback runs, so write data is
+ * copied before any await and read data is copied in before answering.
+ */
+export function fuseOperations(vol: Volume, log: FuseLog): { ops: FuseOperations; handles: HandleTable } {
+  const handles = new HandleTable()
+
+  /** Runs `fn` and answers `cb` with 0, or the errno of what it threw. */
+  const reply = (op: string, path: string, cb: Cb, fn: () => Promise<unknown>): void => {
+    // Promise.resolve().then: a synchronous throw (an unknown fh) is an errno too, never a crash.
+    Promise.resolve()
+      .then(fn)
+      .then(
+        () => cb(0),
+        (err: unknown) => cb(fail(op, path, err)),
+      )
+  }
+  const replyWith = <T>(op: string, path: string, cb: Cb<T>, fn: () => Promise<T>): void => {
+    Promise.resolve()
+      .then(fn)
+      .then(
+        (v) => (cb as (err: number, value?: T) => void)(0, v),
+        (err: unknown) => (cb as (err: number) => void)(fail(op, path, err)),
+      )
+  }
+  const fail = (op: string, path: string, err: unknown): number => {
+    const errno = fuseErrno(err)
+    if (errno === -osConstants.errno.EIO)
+      log(`${op} ${JSON.stringify(path)}: EIO (${err instanceof Error ? err.message : String(err)})`)
+    return errno
+  }
+  const file = (fh: number): VolumeFile => handles.get(fh)
+
+  const ops: FuseOperations = {
+    init: (cb) => cb(0),
+    getattr: (path, cb) => replyWith('getattr', path, cb, async () => toFuseStat(await vol.getattr(path))),
+    readdir: (path, cb) =>
+      replyWith('readdir', path, cb, async () => [
+        '.',
+        '..',
+        ...(await vol.readdir(path)).map((e) => e.name),
+      ]),
+    open: (path, _flags, cb) =>
+      // O_TRUNC arrives as a separate truncate (no atomic_o_trunc in libfuse2's defaults).
+      replyWith('open', path, cb, async () => handles.add(await vol.open(path))),
+    create: (path, mode, cb) =>
+      replyWith('create', path, cb, async () =>
+        handles.add(await vol.open(path, { create: true, mode: mode & 0o7777 })),
+      ),
+    read: (path, fh, buf, len, pos, cb) => {
+      Promise.resolve()
+        .then(() => file(fh).read(pos, len))
+        .then(
+          (data) => cb(data.copy(buf, 0)),
+          (err: unknown) => cb(fail('read', path, err)),
+        )
+    },
+    write: (path, fh, buf, len, pos, cb) => {
+      const data = Buffer.from(buf.subarray(0, len)) // copy: buf is detached after cb
+      Promise.resolve()
+        .then(() => file(fh).write(pos, data))
+        .then(
+          (n) => cb(n),
+          (err: unknown) => cb(fail('write', path, err)),
+        )
+    },
+    release: (path, fh, cb) => reply('release', path, cb, () => handles.remove(fh).close()),
+    flush: (_path, _fh, cb) => cb(0),
+    fsync: (path, _datasync, fh, cb) => reply('fsync', path, cb, () => file(fh).sync()),
+    truncate: (path, size, cb) => reply('truncate', path, cb, () => vol.truncate(path, size)),
+    ftruncate: (path, fh, size, cb) => reply('ftruncate', path, cb, () => file(fh).truncate(size)),
+    unlink: (path, cb) => reply('unlink', path, cb, () => vol.unlink(path)),
+    rename: (src, dest, cb) => reply('rename', src, cb, () => vol.rename(src, dest)),
+    link: (existing, newPath, cb) => reply('link', newPath, cb, () => vol.link(existing, newPath)),
+    symlink: (target, path, cb) => reply('symlink', path, cb, () => vol.symlink(target, path)),
+    readlink: (path, cb) => replyWith('readlink', path, cb, () => vol.readlink(path)),
+    mkdir: (path, mode, cb) => reply('mkdir', path, cb, () => vol.mkdir(path, mode & 0o7777)),
+    rmdir: (path, cb) => reply('rmdir', path, cb, () => vol.rmdir(path)),
+    chmod: (path, mode, cb) => reply('chmod', path, cb, () => vol.chmod(path, mode & 0o7777)),
+    chown: (path, uid, gid, cb) => reply('chown', path, cb, () => vol.chown(path, uid, gid)),
+    // fuse-native 2.2.6 passes atime as both arguments (spec sheet §5.3), so mtime is what
+    // touch/utimensat asked for only when both are equal; see docs/storage.md.
+    utimens: (path, atime, mtime, cb) =>
+      reply('utimens', path, cb, () => vol.utimes(path, atime / 1000, mtime / 1000)),
+    statfs: (path, cb) =>
+      replyWith('statfs', path, cb, async () => {
+        const s = await vol.statfs()
+        let bsize = s.bsize
+        let blocks = s.blocks
+        let bfree = s.bfree
+        let bavail = s.bavail
+        while (blocks > UINT32_MAX) {
+          bsize *= 2
+          blocks = Math.floor(blocks / 2)
+          bfree = Math.floor(bfree / 2)
+          bavail = Math.floor(bavail / 2)
+        }
+        const files = Math.min(s.files, UINT32_MAX)
+        const ffree = Math.min(s.ffree, UINT32_MAX)
+        return {
+          bsize,
+          frsize: bsize,
+          blocks,
+          bfree,
+          bavail,
+          files,
+          ffree,
+          favail: ffree,
+          fsid: 0,
+          flag: 0,
+          namemax: s.namemax,
+        }
+      }),
+  }
+  return { ops, handles }
+}
