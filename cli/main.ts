@@ -562,36 +562,43 @@ fsSubcommand(
   .requiredOption('--new-passphrase-file <file>', 'new passphrase (first line of the file)')
   .option('--scryptn <log2N>', 'new scrypt cost as log2(N) (default: keep the current one)')
 
-const pull = program
-  .command('pull')
-  .description(
-    'Pull an image as a guest: check its signatures first, fetch, decrypt and verify every layer, unpack into a layer store and build a rootfs.',
-  )
-  .argument('<image>', 'docker://REFERENCE or oci:DIR[:TAG]')
-  .requiredOption(
-    '--rootfs <dir>',
-    'where the rootfs goes (DIR/rootfs; an overlay mount when root and overlayfs allow)',
-  )
-  .option(
-    '--store <dir>',
-    'layer store (default: /var/lib/coffer/image as root, else ~/.local/share/coffer/image)',
-  )
-  .option('--policy <file|kbs:///…>', 'containers-policy.json, checked before any layer is fetched')
-  .option('--insecure-policy', "accept any image without checking signatures (skopeo's flag)")
-  .option('--registries.d <dir>', 'registries.d: lookaside locations and sigstore attachments')
-  .option('--decryption-key <file[:password]>', 'private key for encrypted layers (repeatable)', collect)
-  .option('--config <file>', 'image service config (TOML): KBS, policy, auth, limits; flags override it')
-  .option('--kbs-url <url>', 'attest to this KBS for kbs:/// policies, keys and layer KEKs')
-  .option('--attester <name>', 'tpm, snp, tdx or sample (default: detect; never falls back to sample)')
-  .option('--attester-opt <key=value>', 'attester setting (repeatable)', collect)
-  .addOption(new Option('--no-kbs-tls-verify').hideHelp())
-  .option('--platform <os/arch[/variant]>', 'image to pick from an index (default: this machine)')
-  .addOption(
-    new Option('--rootfs-mode <mode>', 'auto (overlay when possible) or materialize')
-      .choices(['auto', 'materialize'])
-      .default('auto'),
-  )
-  .option('--concurrency <n>', 'layers fetched at once (default 3)')
+/** The guest's pull flags, shared by `coffer pull` and `coffer image-service serve`. */
+function guestPullFlags(cmd: Command): Command {
+  return cmd
+    .option(
+      '--store <dir>',
+      'layer store (default: /var/lib/coffer/image as root, else ~/.local/share/coffer/image)',
+    )
+    .option('--policy <file|kbs:///…>', 'containers-policy.json, checked before any layer is fetched')
+    .option('--insecure-policy', "accept any image without checking signatures (skopeo's flag)")
+    .option('--registries.d <dir>', 'registries.d: lookaside locations and sigstore attachments')
+    .option('--decryption-key <file[:password]>', 'private key for encrypted layers (repeatable)', collect)
+    .option('--config <file>', 'image service config (TOML): KBS, policy, auth, limits; flags override it')
+    .option('--kbs-url <url>', 'attest to this KBS for kbs:/// policies, keys and layer KEKs')
+    .option('--attester <name>', 'tpm, snp, tdx or sample (default: detect; never falls back to sample)')
+    .option('--attester-opt <key=value>', 'attester setting (repeatable)', collect)
+    .addOption(new Option('--no-kbs-tls-verify').hideHelp())
+    .option('--platform <os/arch[/variant]>', 'image to pick from an index (default: this machine)')
+    .addOption(
+      new Option('--rootfs-mode <mode>', 'auto (overlay when possible) or materialize')
+        .choices(['auto', 'materialize'])
+        .default('auto'),
+    )
+    .option('--concurrency <n>', 'layers fetched at once (default 3)')
+}
+
+const pull = guestPullFlags(
+  program
+    .command('pull')
+    .description(
+      'Pull an image as a guest: check its signatures first, fetch, decrypt and verify every layer, unpack into a layer store and build a rootfs.',
+    )
+    .argument('<image>', 'docker://REFERENCE or oci:DIR[:TAG]')
+    .requiredOption(
+      '--rootfs <dir>',
+      'where the rootfs goes (DIR/rootfs; an overlay mount when root and overlayfs allow)',
+    ),
+)
 registryFlags(pull, '', 'image')
 commonFlags(pull, false)
   .addHelpText(
@@ -662,6 +669,56 @@ program
   .option('--json', 'machine-readable output')
   .action((mountpoint: string, opts: Record<string, unknown>) =>
     run(opts, async (ctx) => (await import('./commands/mount.js')).umountCommand(mountpoint, opts, ctx)),
+  )
+
+const imageService = program
+  .command('image-service')
+  .description(
+    'The in-guest image service: a daemon with a CRI-like gRPC API on a unix socket, and its client commands.',
+  )
+const serveImages = guestPullFlags(
+  imageService
+    .command('serve')
+    .description('Serve PullImage, ImageStatus, ListImages and RemoveImage on --socket until SIGINT/SIGTERM.')
+    .option('--socket <path>', 'unix socket (default /run/coffer/image-service.sock)')
+    .option('--work-dir <dir>', 'rootfs trees and the reference index (default: the config work_dir)'),
+)
+registryFlags(serveImages, '', 'image')
+commonFlags(serveImages, false).action((opts: Record<string, unknown>) =>
+  run(opts, async (ctx) => (await import('./commands/image-service.js')).imageServiceServeCommand(opts, ctx)),
+)
+for (const [name, description, hasImage] of [
+  ['pull', "Ask the service to pull an image (policy, keys and limits are the service's).", true],
+  ['status', 'Show a pulled image.', true],
+  ['remove', 'Forget an image; its layers go at the next gc unless another image uses them.', true],
+  ['list', 'List pulled images.', false],
+] as const) {
+  const cmd = imageService.command(name).description(description)
+  if (hasImage) cmd.argument('<image>', 'REFERENCE (HOST/REPO:TAG) or docker://…')
+  cmd
+    .option('--socket <path>', 'the service socket (default /run/coffer/image-service.sock)')
+    .option('-q, --quiet', 'print nothing but errors')
+    .option('--json', 'machine-readable output')
+  if (name === 'pull') cmd.option('--platform <os/arch[/variant]>', 'image to pick from an index')
+  cmd.action((...args: unknown[]) => {
+    const opts = args[hasImage ? 1 : 0] as Record<string, unknown>
+    return run(opts, async (ctx) => {
+      const m = await import('./commands/image-service.js')
+      if (name === 'pull') return m.imageServicePullCommand(args[0] as string, opts, ctx)
+      if (name === 'status') return m.imageServiceStatusCommand(args[0] as string, opts, ctx)
+      if (name === 'remove') return m.imageServiceRemoveCommand(args[0] as string, opts, ctx)
+      return m.imageServiceListCommand(opts, ctx)
+    })
+  })
+}
+imageService
+  .command('gc')
+  .description('Delete stored layers no pulled image uses (run it between pulls).')
+  .requiredOption('--store <dir>', 'the layer store')
+  .option('-q, --quiet', 'print nothing but errors')
+  .option('--json', 'machine-readable output')
+  .action((opts: Record<string, unknown>) =>
+    run(opts, async (ctx) => (await import('./commands/image-service.js')).imageServiceGcCommand(opts, ctx)),
   )
 
 program

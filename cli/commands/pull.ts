@@ -26,79 +26,15 @@ export async function pullCommand(
   ctx: CommandContext,
 ): Promise<void> {
   const name = parseImageName(image)
-  const config: ImageServiceConfig | undefined =
-    typeof opts.config === 'string' ? await loadImageServiceConfig(opts.config) : undefined
-  const kbsUrl = (opts.kbsUrl as string | undefined) ?? config?.kbs?.url
-  const closers: (() => Promise<void>)[] = []
+  const setup = await guestPullSetup(opts, ctx)
   try {
-    let kbs: KbsClient | undefined
-    if (kbsUrl) {
-      const { KbsClient } = await import('../../lib/kbs/client.js')
-      const { selectAttester } = await import('../../lib/attest/select.js')
-      const plugins = await import('../../plugins/index.js')
-      const attester = await selectAttester(
-        plugins,
-        (opts.attester as string | undefined) ?? config?.kbs?.attester,
-        {
-          ...config?.kbs?.attester_settings,
-          ...attesterSettings(opts.attesterOpt),
-        },
-      )
-      kbs = new KbsClient({
-        url: kbsUrl,
-        attester,
-        tlsVerify: opts.kbsTlsVerify !== false && config?.kbs?.tls_verify !== false,
-      })
-      closers.push(() => kbs!.close())
-    }
-
-    const policyLocation = (opts.policy as string | undefined) ?? config?.image.policy
-    const insecure =
-      opts.insecurePolicy === true ||
-      (policyLocation === undefined && config?.image.insecure_accept_anything === true)
-    if (!policyLocation && !insecure)
-      throw new CofferError(
-        'ERR_USAGE',
-        'give --policy FILE|kbs:///… (the signature policy checked before any layer is fetched), or --insecure-policy to accept any image',
-      )
-    let trust: PullOptions['trust'] = 'insecure-accept-anything'
-    if (!insecure) {
-      const material = trustMaterial(policyLocation!, kbs)
-      const registriesDDir = (opts['registries.d'] as string | undefined) ?? config?.image.registries_d
-      trust = {
-        policy: await material.policy(ctx),
-        resolveKey: material.resolveKey,
-        registriesD: await loadRegistriesD(registriesDDir),
-      }
-    }
-
-    const decrypt = await decryptOptions(opts, kbs)
-    const store = await openLayerStore(storeDir(opts, config))
     const rootfsDir = resolve(opts.rootfs as string)
     const started = performance.now()
     const result = await pullImage(name, {
-      access: await registryAccess(opts, ''),
-      store,
+      ...setup.pull,
+      store: await openLayerStore(setup.storeDir),
       rootfsDir,
-      rootfsMode: opts.rootfsMode === 'materialize' ? 'materialize' : 'auto',
       ...(opts.platform ? { platform: parsePlatform(opts.platform as string) } : {}),
-      trust,
-      ...(decrypt ? { decrypt } : {}),
-      concurrency: intFlag(
-        opts.concurrency ?? config?.image.max_concurrent_layers ?? 3,
-        '--concurrency',
-        1,
-        32,
-      ),
-      ...(config
-        ? {
-            limits: {
-              maxEntrySize: config.limits.max_layer_bytes,
-              maxTotalSize: config.limits.max_layer_bytes,
-              maxEntries: config.limits.max_entries_per_layer,
-            },
-          }
-        : {}),
       signal: ctx.signal,
       onEvent: (e) => {
         ctx.emit({ event: e })
@@ -123,7 +59,106 @@ export async function pullCommand(
       `Pulled ${image} (${result.imageDigest}) into ${result.rootfs?.path}: ${result.layersUnpacked} layers unpacked, ${result.layersReused} reused, ${result.rootfs?.kind} rootfs, ${seconds.toFixed(1)} s`,
     )
   } finally {
+    await setup.close()
+  }
+}
+
+export interface GuestPullSetup {
+  /** Everything a pull needs but the store, the rootfs and the image. */
+  pull: Omit<PullOptions, 'store' | 'rootfsDir' | 'signal' | 'onEvent' | 'platform'>
+  storeDir: string
+  workDir: string
+  close(): Promise<void>
+}
+
+/**
+ * The guest's pull set-up from flags and the optional config file (flags win): one KBS session
+ * (attested once) for the policy, its keys and layer KEKs; the policy itself; decryption keys;
+ * registry access; limits. Shared by `coffer pull` and `coffer image-service serve`.
+ */
+export async function guestPullSetup(
+  opts: Record<string, unknown>,
+  ctx: CommandContext,
+): Promise<GuestPullSetup> {
+  const config: ImageServiceConfig | undefined =
+    typeof opts.config === 'string' ? await loadImageServiceConfig(opts.config) : undefined
+  const kbsUrl = (opts.kbsUrl as string | undefined) ?? config?.kbs?.url
+  const closers: (() => Promise<void>)[] = []
+  const close = async (): Promise<void> => {
     for (const c of closers.reverse()) await c()
+  }
+  try {
+    let kbs: KbsClient | undefined
+    if (kbsUrl) {
+      const { KbsClient } = await import('../../lib/kbs/client.js')
+      const { selectAttester } = await import('../../lib/attest/select.js')
+      const plugins = await import('../../plugins/index.js')
+      const attester = await selectAttester(
+        plugins,
+        (opts.attester as string | undefined) ?? config?.kbs?.attester,
+        {
+          ...config?.kbs?.attester_settings,
+          ...attesterSettings(opts.attesterOpt),
+        },
+      )
+      const client = new KbsClient({
+        url: kbsUrl,
+        attester,
+        tlsVerify: opts.kbsTlsVerify !== false && config?.kbs?.tls_verify !== false,
+      })
+      kbs = client
+      closers.push(() => client.close())
+    }
+    const policyLocation = (opts.policy as string | undefined) ?? config?.image.policy
+    const insecure =
+      opts.insecurePolicy === true ||
+      (policyLocation === undefined && config?.image.insecure_accept_anything === true)
+    if (!policyLocation && !insecure)
+      throw new CofferError(
+        'ERR_USAGE',
+        'give --policy FILE|kbs:///… (the signature policy checked before any layer is fetched), or --insecure-policy to accept any image',
+      )
+    let trust: PullOptions['trust'] = 'insecure-accept-anything'
+    if (!insecure) {
+      const material = trustMaterial(policyLocation!, kbs)
+      const registriesDDir = (opts['registries.d'] as string | undefined) ?? config?.image.registries_d
+      trust = {
+        policy: await material.policy(ctx),
+        resolveKey: material.resolveKey,
+        registriesD: await loadRegistriesD(registriesDDir),
+      }
+    }
+    const decrypt = await decryptOptions(opts, kbs)
+    const storeDirectory = storeDir(opts, config)
+    return {
+      pull: {
+        access: await registryAccess(opts, ''),
+        rootfsMode: opts.rootfsMode === 'materialize' ? 'materialize' : 'auto',
+        trust,
+        ...(decrypt ? { decrypt } : {}),
+        concurrency: intFlag(
+          opts.concurrency ?? config?.image.max_concurrent_layers ?? 3,
+          '--concurrency',
+          1,
+          32,
+        ),
+        ...(config
+          ? {
+              limits: {
+                maxEntrySize: config.limits.max_layer_bytes,
+                maxTotalSize: config.limits.max_layer_bytes,
+                maxEntries: config.limits.max_entries_per_layer,
+              },
+            }
+          : {}),
+      },
+      storeDir: storeDirectory,
+      workDir: config?.work_dir ?? join(storeDirectory, '..', 'image-service'),
+      close,
+    }
+  } catch (err) {
+    await close()
+    throw err
   }
 }
 

@@ -1,0 +1,116 @@
+import { resolve } from 'node:path'
+import { openLayerStore } from '../../lib/image/layer-store/index.js'
+import { connectImageService } from '../../lib/image/service/client.js'
+import { CofferError } from '../../lib/util/errors.js'
+import type { CommandContext } from '../run.js'
+import { guestPullSetup } from './pull.js'
+
+export const DEFAULT_IMAGE_SERVICE_SOCKET = '/run/coffer/image-service.sock'
+
+/** `coffer image-service serve --socket PATH`: until SIGINT/SIGTERM. */
+export async function imageServiceServeCommand(
+  opts: Record<string, unknown>,
+  ctx: CommandContext,
+): Promise<void> {
+  const { startImageService } = await import('../../lib/image/service/server.js')
+  const setup = await guestPullSetup(opts, ctx)
+  try {
+    const socket = resolve((opts.socket as string | undefined) ?? DEFAULT_IMAGE_SERVICE_SOCKET)
+    const service = await startImageService({
+      socket,
+      store: await openLayerStore(setup.storeDir),
+      workDir: resolve((opts.workDir as string | undefined) ?? setup.workDir),
+      pull: setup.pull,
+      log: (event) =>
+        process.stderr.write(`${JSON.stringify({ time: new Date().toISOString(), ...event })}\n`),
+    })
+    ctx.emit({ listening: socket, store: setup.storeDir })
+    process.stderr.write(`coffer image-service listening on ${socket} (store ${setup.storeDir})\n`)
+    await new Promise<void>((done) => {
+      if (ctx.signal.aborted) done()
+      else ctx.signal.addEventListener('abort', () => done(), { once: true })
+    })
+    await service.close()
+  } finally {
+    await setup.close()
+  }
+}
+
+function client(opts: Record<string, unknown>) {
+  return connectImageService(resolve((opts.socket as string | undefined) ?? DEFAULT_IMAGE_SERVICE_SOCKET))
+}
+
+export async function imageServicePullCommand(
+  image: string,
+  opts: Record<string, unknown>,
+  ctx: CommandContext,
+): Promise<void> {
+  const c = client(opts)
+  try {
+    const r = await c.pull(image, opts.platform as string | undefined)
+    ctx.emit({ result: r })
+    ctx.say(
+      `Pulled ${image}: ${r.image_ref}, rootfs ${r.rootfs} (${r.layers_unpacked} layers unpacked, ${r.layers_reused} reused)`,
+    )
+  } finally {
+    c.close()
+  }
+}
+
+export async function imageServiceStatusCommand(
+  image: string,
+  opts: Record<string, unknown>,
+  ctx: CommandContext,
+): Promise<void> {
+  const c = client(opts)
+  try {
+    const img = await c.status(image)
+    if (!img) throw new CofferError('ERR_IMAGE_NOT_FOUND', `${image} has not been pulled`)
+    ctx.emit({ image: img })
+    ctx.say(
+      `${image}: ${img.id}, ${img.diff_ids.length} layers, ${img.size} bytes; tags ${img.repo_tags.join(', ')}`,
+    )
+  } finally {
+    c.close()
+  }
+}
+
+export async function imageServiceListCommand(
+  opts: Record<string, unknown>,
+  ctx: CommandContext,
+): Promise<void> {
+  const c = client(opts)
+  try {
+    const images = await c.list()
+    ctx.emit({ images })
+    for (const i of images) ctx.say(`${i.id}  ${i.repo_tags.join(', ')}`)
+  } finally {
+    c.close()
+  }
+}
+
+export async function imageServiceRemoveCommand(
+  image: string,
+  opts: Record<string, unknown>,
+  ctx: CommandContext,
+): Promise<void> {
+  const c = client(opts)
+  try {
+    await c.remove(image)
+    ctx.emit({ removed: image })
+    ctx.say(`Removed ${image}`)
+  } finally {
+    c.close()
+  }
+}
+
+/** `coffer image-service gc --store DIR`: layers no image uses (run it between pulls). */
+export async function imageServiceGcCommand(
+  opts: Record<string, unknown>,
+  ctx: CommandContext,
+): Promise<void> {
+  if (typeof opts.store !== 'string') throw new CofferError('ERR_USAGE', 'give --store DIR')
+  const removed = await (await openLayerStore(resolve(opts.store))).gc()
+  ctx.emit({ removed })
+  ctx.say(`Removed ${removed.length} unused layers`)
+}

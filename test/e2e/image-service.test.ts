@@ -1,0 +1,147 @@
+/**
+ * `coffer image-service serve` as a daemon on a unix socket, driven through its gRPC API (the
+ * client commands): pulls with the policy checked each time, layers shared between images and
+ * concurrent pulls, status, list, remove, gc, and a clean stop on SIGTERM.
+ */
+import { spawn, type ChildProcess } from 'node:child_process'
+import { mkdtemp, readdir, rm, writeFile } from 'node:fs/promises'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
+import { createInterface } from 'node:readline'
+import { afterAll, beforeAll, describe, expect, it } from 'vitest'
+import { generateKeyPair } from '../../lib/crypt/keys.js'
+import { connectImageService } from '../../lib/image/service/client.js'
+import { coffer, COFFER_BIN } from '../helpers/coffer.js'
+import { startRegistry, type TestRegistry } from '../helpers/registry.js'
+import { makeSampleLayout, skopeo } from '../helpers/skopeo.js'
+
+describe('coffer image-service', () => {
+  let work: string
+  let reg: TestRegistry
+  let server: ChildProcess
+  let socket: string
+  const file = (n: string): string => join(work, n)
+
+  beforeAll(async () => {
+    work = await mkdtemp(join(tmpdir(), 'coffer-imgsvc-'))
+    reg = await startRegistry()
+    await makeSampleLayout(file('src'), 'v1', { layers: 2 })
+    await makeSampleLayout(file('src'), 'v2', { layers: 1 })
+    const pair = await generateKeyPair('ec', { curve: 'P-256' })
+    await writeFile(file('k.key'), pair.privatePem, { mode: 0o600 })
+    await writeFile(file('k.pub'), pair.publicPem)
+    await skopeo([
+      'copy',
+      '--dest-tls-verify=false',
+      '--encryption-key',
+      `jwe:${file('k.pub')}`,
+      `oci:${file('src')}:v1`,
+      `docker://${reg.host}/app:enc`,
+    ])
+    await skopeo([
+      'copy',
+      '--dest-tls-verify=false',
+      `oci:${file('src')}:v1`,
+      `docker://${reg.host}/app:plain`,
+    ])
+    await skopeo([
+      'copy',
+      '--dest-tls-verify=false',
+      `oci:${file('src')}:v2`,
+      `docker://${reg.host}/other:v2`,
+    ])
+    // Only this registry's app repository is accepted; everything else is rejected.
+    await writeFile(
+      file('policy.json'),
+      JSON.stringify({
+        default: [{ type: 'reject' }],
+        transports: { docker: { [`${reg.host}/app`]: [{ type: 'insecureAcceptAnything' }] } },
+      }),
+    )
+    socket = file('svc.sock')
+    server = spawn(
+      process.execPath,
+      [
+        COFFER_BIN,
+        'image-service',
+        'serve',
+        '--json',
+        '--socket',
+        socket,
+        '--store',
+        file('store'),
+        '--work-dir',
+        file('svc'),
+        '--policy',
+        file('policy.json'),
+        '--decryption-key',
+        file('k.key'),
+        '--tls-verify=false',
+        '--rootfs-mode',
+        'materialize',
+      ],
+      { stdio: ['ignore', 'pipe', 'pipe'] },
+    )
+    server.stderr!.on('data', (d: Buffer) => process.env.DEBUG_SVC && process.stderr.write(d))
+    await new Promise<string>((resolve, reject) => {
+      createInterface({ input: server.stdout! }).once('line', resolve)
+      server.once('exit', (code) => reject(new Error(`image-service exited with ${code}`)))
+    })
+  }, 120_000)
+  afterAll(async () => {
+    if (server && server.exitCode === null) {
+      server.kill('SIGTERM')
+      await new Promise((r) => server.once('exit', r))
+    }
+    await reg?.stop()
+    if (work) await rm(work, { recursive: true, force: true })
+  })
+
+  it('pulls (encrypted and plain share layers), concurrently, and answers status and list', async () => {
+    const c = connectImageService(socket)
+    try {
+      const enc = await c.pull(`${reg.host}/app:enc`)
+      expect(enc).toMatchObject({ layers_unpacked: 2, layers_reused: 0 })
+      expect((await readdir(enc.rootfs)).sort()).toEqual(['layer-0', 'layer-1'])
+      // The plaintext image has the same diff_ids: nothing to unpack; 4 concurrent pulls agree.
+      const plain = await Promise.all(
+        Array.from({ length: 4 }, () => c.pull(`docker://${reg.host}/app:plain`)),
+      )
+      for (const p of plain) expect(p).toMatchObject({ layers_unpacked: 0, layers_reused: 2 })
+      const status = await c.status(`docker://${reg.host}/app:plain`)
+      expect(status?.diff_ids).toHaveLength(2)
+      expect(Number(status?.size)).toBeGreaterThan(0)
+      expect((await c.list()).length).toBe(2)
+      expect(await c.status('never/pulled:x')).toBeUndefined()
+    } finally {
+      c.close()
+    }
+  }, 120_000)
+
+  it('refuses what the policy rejects, with the gRPC status of the error class', async () => {
+    const r = await coffer(['image-service', 'pull', '--socket', socket, `${reg.host}/other:v2`])
+    expect(r.code).toBe(7)
+    expect(r.stderr).toMatch(/ERR_SIGN_POLICY_DENIED/)
+  }, 60_000)
+
+  it('remove then gc frees the layers no image uses', async () => {
+    const c = connectImageService(socket)
+    try {
+      await c.remove(`${reg.host}/app:enc`)
+      await c.remove(`docker://${reg.host}/app:plain`)
+      await c.remove('never/pulled:x')
+      expect(await c.list()).toEqual([])
+    } finally {
+      c.close()
+    }
+    const gc = await coffer(['image-service', 'gc', '--json', '--store', file('store')])
+    expect(gc.code, gc.stderr).toBe(0)
+    expect((gc.json()[0]!.removed as string[]).length).toBe(2)
+  }, 60_000)
+
+  it('stops cleanly on SIGTERM and removes its socket', async () => {
+    server.kill('SIGTERM')
+    expect(await new Promise((r) => server.once('exit', r))).toBe(0)
+    expect((await readdir(work)).includes('svc.sock')).toBe(false)
+  })
+})
