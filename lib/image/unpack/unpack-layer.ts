@@ -60,6 +60,10 @@ type EntryBody = AsyncIterable<Uint8Array> & {
 export async function unpackLayer(source: Readable, dest: string, o: UnpackOptions): Promise<UnpackResult> {
   const u = new LayerUnpacker(dest, o)
   const tar = extract()
+  // Leaving the read loop early (abort, a refused entry) destroys the source, which then emits an
+  // AbortError after the loop's own listener is gone; the loop already reported what matters, so
+  // that late event must not become an uncaught exception that kills the process.
+  source.on('error', () => undefined)
   // A failing source (a digest check, a network error, an abort) must also end the entry loop.
   let sourceFailure: SourceFailure | undefined
   const feeding = feed(source, tar, o.signal).catch((err: unknown) => {
@@ -102,6 +106,12 @@ async function feed(source: Readable, tar: Extract, signal?: AbortSignal): Promi
     new CofferError('ERR_CANCELED', 'unpack canceled', { cause: signal?.reason })
   // Destroying the source also wakes a read that waits on a stalled network.
   const onAbort = (): void => void source.destroy(canceled())
+  // Never start reading once canceled: leaving a fresh iterator early makes Node destroy the source
+  // with an AbortError of its own.
+  if (signal?.aborted) {
+    source.destroy(canceled())
+    throw canceled()
+  }
   signal?.addEventListener('abort', onAbort, { once: true })
   try {
     for await (const chunk of source as AsyncIterable<Uint8Array>) {
