@@ -3,7 +3,6 @@
  *   coffer mount --ephemeral TARGET --backing DIR
  *   coffer mount --volume BACKING TARGET (--passphrase-file F | --key kbs:///… [--kbs-url U --attester A])
  *   coffer umount TARGET
- *   coffer fs init BACKING --passphrase-file F
  * Each mount is a child process serving FUSE until `coffer umount` (SIGTERM to it). The child is
  * detached from our lifetime only as far as the kernel is concerned: if the driver dies, the
  * container dies and its mounts with it (storage.md §3.4: pods must then be restarted).
@@ -11,7 +10,9 @@
 import { spawn } from 'node:child_process'
 import { mkdir } from 'node:fs/promises'
 import { fileURLToPath } from 'node:url'
-import { CofferError } from '../util/errors.js'
+import { createVolume } from '../storage/open-volume.js'
+import { readPassphraseFile } from '../storage/passphrase-file.js'
+import { CofferError, type CofferErrorCode } from '../util/errors.js'
 import type { Io } from '../util/io.js'
 import { isMountPoint } from './mountinfo.js'
 import { describe, runCommand } from './run-command.js'
@@ -27,10 +28,21 @@ export const DEFAULT_COFFER_COMMAND: readonly string[] = [
 const MOUNT_TIMEOUT_MS = 120_000
 /** `coffer umount` waits up to 30 s for the server itself. */
 const UMOUNT_TIMEOUT_MS = 45_000
-const FORMAT_TIMEOUT_MS = 120_000
 const MOUNT8_TIMEOUT_MS = 30_000
 /** A KBS resource used as a passphrase: gocryptfs reads at most one line of a passfile anyway. */
 const MAX_KBS_PASSPHRASE_BYTES = 4096
+
+/**
+ * `coffer kbs get-resource` exit codes (not found 3, denied 7, unavailable 8) as the statuses the
+ * provisioner should see: a missing key is the StorageClass's problem, an unreachable KBS is
+ * worth a retry.
+ */
+const KBS_EXIT_CODES: Readonly<Record<number, CofferErrorCode>> = {
+  3: 'ERR_CSI_KEY_NOT_FOUND',
+  6: 'ERR_CSI_KEY_DENIED',
+  7: 'ERR_CSI_KEY_DENIED',
+  8: 'ERR_CSI_KEY_UNAVAILABLE',
+}
 
 export interface CliToolsOptions {
   /** argv prefix that runs coffer (default: this node and dist/cli/main.js). */
@@ -68,39 +80,56 @@ export function createCliVolumeMounter(opts: CliToolsOptions = {}): VolumeMounte
   }
 }
 
-export function createCliVolumeFormatter(opts: CliToolsOptions = {}): VolumeFormatter {
+/**
+ * Formats in this process with lib/storage (what `coffer fs init` runs; no FUSE is involved). A
+ * KBS passphrase comes from a `coffer kbs get-resource` child, which attests: it travels through
+ * the child's stdout pipe into this process's memory, never to disk or argv, and is wiped after.
+ */
+export function createCliVolumeFormatter(
+  opts: CliToolsOptions & { scryptLogN?: number } = {},
+): VolumeFormatter {
   const coffer = opts.coffer ?? DEFAULT_COFFER_COMMAND
   return {
     async format(backing, key, o) {
-      await mkdir(backing, { recursive: true })
-      if (key.kind === 'passphrase-file') {
-        await runCommand([...coffer, 'fs', 'init', backing, '--passphrase-file', key.path, '--quiet'], {
-          ...o,
-          timeoutMs: FORMAT_TIMEOUT_MS,
-        })
-        return
-      }
-      // The KBS resource is the volume's passphrase (as `coffer mount --key`): fetched after
-      // attestation, it travels from one child's stdout to the other's stdin, never to disk.
-      const { stdout } = await runCommand(
-        [...coffer, 'kbs', 'get-resource', key.uri, ...kbsFlags(key, '--url')],
-        {
-          ...o,
-          timeoutMs: MOUNT_TIMEOUT_MS,
-          maxStdout: MAX_KBS_PASSPHRASE_BYTES,
-        },
-      )
+      const passphrase =
+        key.kind === 'passphrase-file'
+          ? await readPassphraseFile(key.path)
+          : await kbsPassphrase(coffer, key, o)
       try {
-        await runCommand([...coffer, 'fs', 'init', backing, '--passphrase-file', '/dev/stdin', '--quiet'], {
-          ...o,
-          stdin: stdout,
-          timeoutMs: FORMAT_TIMEOUT_MS,
-        })
+        await mkdir(backing, { recursive: true })
+        const vol = await createVolume(
+          backing,
+          passphrase,
+          opts.scryptLogN ? { scryptLogN: opts.scryptLogN } : {},
+        )
+        vol.close()
       } finally {
-        stdout.fill(0)
+        passphrase.fill(0)
       }
     },
   }
+}
+
+/** The first line of the KBS resource, as `coffer mount --key` uses it (gocryptfs -passfile rules). */
+async function kbsPassphrase(
+  coffer: readonly string[],
+  key: Extract<VolumeKey, { kind: 'kbs' }>,
+  o: Io = {},
+): Promise<Buffer> {
+  const { stdout } = await runCommand(
+    [...coffer, 'kbs', 'get-resource', key.uri, ...kbsFlags(key, '--url')],
+    {
+      ...o,
+      timeoutMs: MOUNT_TIMEOUT_MS,
+      maxStdout: MAX_KBS_PASSPHRASE_BYTES,
+      exitCodes: KBS_EXIT_CODES,
+    },
+  )
+  const nl = stdout.indexOf(0x0a)
+  const first = Buffer.from(nl === -1 ? stdout : stdout.subarray(0, nl))
+  stdout.fill(0)
+  if (first.length === 0) throw new CofferError('ERR_STORAGE_PASSPHRASE_EMPTY', `${key.uri} is empty`)
+  return first
 }
 
 function keyFlags(key: VolumeKey): string[] {

@@ -4,7 +4,7 @@
  * key material) becomes the error message.
  */
 import { spawn } from 'node:child_process'
-import { CofferError } from '../util/errors.js'
+import { CofferError, type CofferErrorCode } from '../util/errors.js'
 import type { Io } from '../util/io.js'
 
 /** How much of a failed command's stderr is kept for the error message. */
@@ -21,7 +21,13 @@ export interface CommandResult {
  */
 export function runCommand(
   argv: readonly string[],
-  o: Io & { stdin?: Uint8Array; timeoutMs: number; maxStdout?: number },
+  o: Io & {
+    stdin?: Uint8Array
+    timeoutMs: number
+    maxStdout?: number
+    /** Error codes for some of coffer's exit codes (lib/util/errors.ts), instead of ERR_CSI_MOUNT_FAILED. */
+    exitCodes?: Readonly<Record<number, CofferErrorCode>>
+  },
 ): Promise<CommandResult> {
   return new Promise((resolve, reject) => {
     const [cmd, ...args] = argv
@@ -53,7 +59,7 @@ export function runCommand(
       else
         reject(
           new CofferError(
-            'ERR_CSI_MOUNT_FAILED',
+            (code !== null && o.exitCodes?.[code]) || 'ERR_CSI_MOUNT_FAILED',
             `${describe(argv)} failed (${signal ?? `exit ${code}`}): ${err.trim() || 'no output'}`,
           ),
         )

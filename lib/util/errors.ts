@@ -131,6 +131,9 @@ export const CODES = {
   ERR_CSI_VOLUME_IN_USE: 'failed_precondition',
   ERR_CSI_ENDPOINT_INVALID: 'invalid_argument',
   ERR_CSI_MOUNT_FAILED: 'internal',
+  ERR_CSI_KEY_NOT_FOUND: 'failed_precondition',
+  ERR_CSI_KEY_DENIED: 'permission_denied',
+  ERR_CSI_KEY_UNAVAILABLE: 'unavailable',
   ERR_CSI_STATE_CORRUPT: 'data_loss',
 } as const satisfies Record<string, ErrorClass>
 

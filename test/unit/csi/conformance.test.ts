@@ -13,12 +13,10 @@ import { mkdir, mkdtemp, readFile, readdir, rm, stat, writeFile } from 'node:fs/
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
-import { createCliVolumeMounter } from '../../../lib/csi/cli-volume-mounter.js'
+import { createCliVolumeFormatter, createCliVolumeMounter } from '../../../lib/csi/cli-volume-mounter.js'
 import { DRIVER_NAME, TOPOLOGY_NODE_KEY } from '../../../lib/csi/driver.js'
 import { startCsiServer, type RunningCsiServer } from '../../../lib/csi/server.js'
-import type { VolumeFormatter, VolumeMounter } from '../../../lib/csi/volume-mounter.js'
-import { createVolume } from '../../../lib/storage/open-volume.js'
-import { readPassphraseFile } from '../../../lib/storage/passphrase-file.js'
+import type { VolumeMounter } from '../../../lib/csi/volume-mounter.js'
 import {
   BLOCK_RWO,
   codeOf,
@@ -51,14 +49,8 @@ function kernelMounter(): VolumeMounter & { ephemeralBackings: string[] } {
   }
 }
 
-/** The real gocryptfs format, in process (`coffer fs init` does the same through the CLI). */
-const formatter: VolumeFormatter = {
-  async format(backing, key) {
-    if (key.kind !== 'passphrase-file') throw new Error('test formatter: passphrase files only')
-    const vol = await createVolume(backing, await readPassphraseFile(key.path), { scryptLogN: 10 })
-    vol.close()
-  },
-}
+/** The driver's own formatter (real gocryptfs.conf, cheap scrypt for tests). */
+const formatter = createCliVolumeFormatter({ scryptLogN: 10 })
 
 let work: string
 let socket: string
