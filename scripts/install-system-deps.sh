@@ -17,6 +17,7 @@
 #   gnupg                    gpg and gpg-agent: skopeo's pgp: recipients, OpenPGP test keys
 #   jq                       JSON in the demo scripts
 #   postgresql               a real PostgreSQL server for the KBS postgres store's integration tests
+#   mount                    mount(8)/umount(8): the CSI driver's bind mounts (test/unit/csi, test/integration/csi*)
 #   python3-nacl,            an independent peer (libsodium secretbox, scrypt, ECDSA) for cosign
 #   python3-cryptography     key files and signatures in test/interop/sign-skopeo.test.ts
 set -euo pipefail
@@ -27,6 +28,7 @@ PACKAGES=(
   swtpm swtpm-tools tpm2-tools libtss2-tcti-swtpm0
   openssl jq gnupg
   postgresql
+  mount
   python3-nacl python3-cryptography
 )
 
