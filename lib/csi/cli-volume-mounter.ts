@@ -134,12 +134,16 @@ async function kbsPassphrase(
 
 function keyFlags(key: VolumeKey): string[] {
   return key.kind === 'passphrase-file'
-    ? ['--passphrase-file', key.path]
-    : ['--key', key.uri, ...kbsFlags(key, '--kbs-url')]
+    ? [`--passphrase-file=${key.path}`]
+    : [`--key=${key.uri}`, ...kbsFlags(key, '--kbs-url')]
 }
 
+/** Values go with `=`, so none of them can ever be read as another flag. */
 function kbsFlags(key: Extract<VolumeKey, { kind: 'kbs' }>, urlFlag: string): string[] {
-  return [...(key.kbsUrl ? [urlFlag, key.kbsUrl] : []), ...(key.attester ? ['--attester', key.attester] : [])]
+  return [
+    ...(key.kbsUrl ? [`${urlFlag}=${key.kbsUrl}`] : []),
+    ...(key.attester ? [`--attester=${key.attester}`] : []),
+  ]
 }
 
 /**

@@ -123,7 +123,7 @@ export function keyOf(parameters: StringMap, defaultKey: VolumeKey | undefined):
     throw new CofferError('ERR_CSI_ARGUMENT_INVALID', 'keyUri must be kbs:///repo/type/tag')
   if (kbsUrl !== undefined && !/^https?:\/\/[^\s]+$/.test(kbsUrl))
     throw new CofferError('ERR_CSI_ARGUMENT_INVALID', 'kbsUrl must be an http(s) URL')
-  if (attester !== undefined && !/^[a-z0-9-]{1,32}$/.test(attester))
+  if (attester !== undefined && !/^[a-z][a-z0-9-]{0,31}$/.test(attester))
     throw new CofferError(
       'ERR_CSI_ARGUMENT_INVALID',
       'attester must be an attester name such as snp, tdx or tpm',

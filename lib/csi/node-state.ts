@@ -41,7 +41,7 @@ export class NodeState {
         16 * KiB,
         'mount record',
         'ERR_CSI_STATE_CORRUPT',
-      )
+      ).catch(() => undefined) // unreadable or oversized: dropped like a malformed one
       const parsed = mountRecordSchema.safeParse(
         raw === undefined ? undefined : safeJson(raw.toString('utf8')),
       )

@@ -72,14 +72,14 @@ export class VolumeStore {
   async get(volumeId: string): Promise<VolumeRecord | undefined> {
     if (!VOLUME_ID.test(volumeId)) return undefined
     const path = join(this.dirOf(volumeId), 'volume.json')
-    const raw = await readOptionalFileLimited(
-      path,
-      MAX_VOLUME_RECORD_BYTES,
-      'volume record',
-      'ERR_CSI_STATE_CORRUPT',
-    )
-    if (raw === undefined) return undefined
     try {
+      const raw = await readOptionalFileLimited(
+        path,
+        MAX_VOLUME_RECORD_BYTES,
+        'volume record',
+        'ERR_CSI_STATE_CORRUPT',
+      )
+      if (raw === undefined) return undefined
       return volumeRecordSchema.parse(JSON.parse(raw.toString('utf8')))
     } catch (cause) {
       throw new CofferError('ERR_CSI_STATE_CORRUPT', `${path} is not a valid volume record`, { cause })
