@@ -10,10 +10,12 @@ import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { parseMountPoints } from '../../lib/csi/mountinfo.js'
-import { COFFER_BIN } from '../helpers/coffer.js'
+import { coffer, COFFER_BIN } from '../helpers/coffer.js'
 import { csiClient, MOUNT_RWO, type CsiClient } from '../helpers/csi-client.js'
+import { startTestKbs, type TestKbs } from '../helpers/kbs.js'
 
 let work: string
+let kbs: TestKbs
 let driver: ChildProcess
 let c: CsiClient
 
@@ -24,6 +26,7 @@ beforeAll(async () => {
   work = await mkdtemp(join(tmpdir(), 'coffer-csimount-'))
   await writeFile(join(work, 'node-pass'), 'node passphrase\n')
   await mkdir(join(work, 'pods'))
+  kbs = await startTestKbs()
   const socket = join(work, 'plugin', 'csi.sock')
   driver = spawn(
     process.execPath,
@@ -61,6 +64,7 @@ afterAll(async () => {
     execFileSync('umount', ['-l', m])
   if (driver && driver.exitCode === null) driver.kill('SIGTERM')
   await new Promise((r) => setTimeout(r, 500))
+  await kbs?.close()
   await rm(work, { recursive: true, force: true })
 })
 
@@ -136,5 +140,42 @@ describe('CSI node with coffer mount', () => {
     await c.node.NodePublishVolume!(req)
     expect(await readdir(target)).toEqual([])
     await c.node.NodeUnpublishVolume!({ volume_id: req.volume_id, target_path: target })
+  })
+
+  it('persistent with keyUri: the mount server itself attests and fetches the passphrase from the KBS', async () => {
+    const uri = 'kbs:///default/volume/pvc-kbs'
+    const admin = ['--url', kbs.url, '--admin-key', kbs.adminPrivateKeyPath]
+    await writeFile(join(work, 'res'), 'volume passphrase from the kbs\n')
+    await writeFile(
+      join(work, 'policy.json'),
+      JSON.stringify({
+        version: 'coffer.dev/kbs-resource-policy/v1',
+        rules: [
+          { name: 'volumes', effect: 'allow', resources: ['default/volume/*'], when: 'tee == "sample"' },
+        ],
+      }),
+    )
+    expect((await coffer(['kbs', 'put-resource', uri, '--file', join(work, 'res'), ...admin])).code).toBe(0)
+    expect((await coffer(['kbs', 'set-policy', join(work, 'policy.json'), ...admin])).code).toBe(0)
+    const v = (
+      await c.controller.CreateVolume!({
+        name: 'pvc-kbs',
+        volume_capabilities: [MOUNT_RWO],
+        parameters: { keyUri: uri, kbsUrl: kbs.url, attester: 'sample' },
+      })
+    ).volume as { volume_id: string }
+    const staging = join(work, 'staging', v.volume_id)
+    const target = join(work, 'pods', 'k', 'vol')
+    await mkdir(join(work, 'pods', 'k'), { recursive: true })
+    const stage = { volume_id: v.volume_id, staging_target_path: staging, volume_capability: MOUNT_RWO }
+    for (const round of [1, 2]) {
+      await c.node.NodeStageVolume!(stage)
+      await c.node.NodePublishVolume!({ ...stage, target_path: target })
+      if (round === 1) await writeFile(join(target, 'kbs.txt'), 'unlocked by the kbs')
+      else expect(await readFile(join(target, 'kbs.txt'), 'utf8')).toBe('unlocked by the kbs')
+      await c.node.NodeUnpublishVolume!({ volume_id: v.volume_id, target_path: target })
+      await c.node.NodeUnstageVolume!({ volume_id: v.volume_id, staging_target_path: staging })
+    }
+    await c.controller.DeleteVolume!({ volume_id: v.volume_id })
   })
 })
