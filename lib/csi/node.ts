@@ -204,7 +204,14 @@ async function publishEphemeral(
   )
   await rm(backing, { recursive: true, force: true })
   await mkdir(target, { recursive: true })
-  await d.mounter.mountEphemeral(target, backing, { signal })
+  try {
+    await d.mounter.mountEphemeral(target, backing, { signal })
+  } catch (err) {
+    // kubelet may not retry an inline volume: leave nothing behind (KEP-596).
+    await undoTarget(target)
+    await rm(backing, { recursive: true, force: true })
+    throw err
+  }
   const record: MountRecord = { path: target, volumeId, kind: 'ephemeral', readonly, fingerprint, backing }
   await d.node.put(record)
 }
@@ -241,6 +248,17 @@ async function publishPersistent(
       `volume ${volumeId} is single-writer and published at ${others[0]!.path}`,
     )
   await mkdir(target, { recursive: true })
-  await d.mounter.bind(staging, target, readonly, { signal })
+  try {
+    await d.mounter.bind(staging, target, readonly, { signal })
+  } catch (err) {
+    if (await d.mounter.isMounted(target)) await d.mounter.unbind(target).catch(() => {})
+    await undoTarget(target)
+    throw err
+  }
   await d.node.put({ path: target, volumeId, kind: 'bound', readonly, fingerprint })
+}
+
+/** Removes a target directory a failed publish created; one that is not empty (or gone) stays as it is. */
+async function undoTarget(target: string): Promise<void> {
+  await rmdir(target).catch(() => {})
 }

@@ -437,4 +437,27 @@ describe('Node', () => {
     expect(await mounter.isMounted(staging)).toBe(false)
     await c.controller.DeleteVolume!({ volume_id: v.volume_id })
   })
+
+  it('a failed ephemeral mount leaves no target directory and no backing behind', async () => {
+    const target = join(work, 'mnt', 'eph-fail')
+    const failing = mounter.mountEphemeral
+    mounter.mountEphemeral = async () => {
+      throw new Error('mount failed')
+    }
+    try {
+      const code = await codeOf(
+        c.node.NodePublishVolume!({
+          volume_id: 'csi-fails',
+          target_path: target,
+          volume_capability: MOUNT_RWO,
+          volume_context: { 'csi.storage.k8s.io/ephemeral': 'true' },
+        }),
+      )
+      expect(code).toBe(grpc.status.INTERNAL)
+    } finally {
+      mounter.mountEphemeral = failing
+    }
+    await expect(stat(target)).rejects.toMatchObject({ code: 'ENOENT' })
+    expect(await readdir(join(stateDir(), 'ephemeral'))).toEqual([])
+  })
 })
