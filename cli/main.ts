@@ -721,6 +721,41 @@ imageService
     run(opts, async (ctx) => (await import('./commands/image-service.js')).imageServiceGcCommand(opts, ctx)),
   )
 
+const csi = program
+  .command('csi')
+  .description('Kubernetes CSI driver for coffer encrypted volumes (see docs/kubernetes.md).')
+csi
+  .command('serve')
+  .description(
+    'Serve the CSI Identity, Node and minimal Controller services on a unix socket; each volume is a coffer mount child process.',
+  )
+  .option(
+    '--endpoint <unix:///path.sock>',
+    'where to listen (default: $CSI_ENDPOINT or unix:///csi/csi.sock)',
+  )
+  .option('--node-id <id>', "this node's ID, e.g. the Kubernetes node name (default: $CSI_NODE_ID)")
+  .option('--state-dir <dir>', 'persistent volumes and mount records', '/var/lib/coffer/csi')
+  .option(
+    '--passphrase-file <file>',
+    'node-wide passphrase for volumes whose StorageClass names no keyUri (first line of the file)',
+  )
+  .option('-q, --quiet', 'print nothing but errors')
+  .option('--json', 'machine-readable output: {"listening": SOCKET, ...} once serving')
+  .addHelpText(
+    'after',
+    `
+StorageClass parameters: keyUri=kbs:///repo/type/tag (the volume's passphrase, fetched after
+attestation), kbsUrl, attester. Inline ephemeral volumes get a random key that never leaves memory.
+
+Examples:
+  coffer csi serve --endpoint unix:///csi/csi.sock --node-id "$NODE_NAME"
+  coffer csi serve --endpoint unix:///run/coffer/csi.sock --node-id n1 --state-dir /var/lib/coffer/csi \
+      --passphrase-file /etc/coffer/node-passphrase`,
+  )
+  .action((opts: Record<string, unknown>) =>
+    run(opts, async (ctx) => (await import('./commands/csi.js')).csiServeCommand(opts, ctx)),
+  )
+
 program
   .command('demo')
   .description(

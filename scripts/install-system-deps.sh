@@ -18,6 +18,7 @@
 #   jq                       JSON in the demo scripts
 #   fio                      bench/fs.ts: sequential and random I/O through coffer, gocryptfs, plain
 #   postgresql               a real PostgreSQL server for the KBS postgres store's integration tests
+#   mount                    mount(8)/umount(8): the CSI driver's bind mounts (test/unit/csi, test/integration/csi*)
 #   python3-nacl,            an independent peer (libsodium secretbox, scrypt, ECDSA) for cosign
 #   python3-cryptography     key files and signatures in test/interop/sign-skopeo.test.ts
 #   zstd                     zstd-compressed layers for the guest's layer reader (test/interop/layer-stream)
@@ -30,6 +31,7 @@ PACKAGES=(
   swtpm swtpm-tools tpm2-tools libtss2-tcti-swtpm0
   openssl jq gnupg fio
   postgresql
+  mount
   python3-nacl python3-cryptography
   zstd
   attr

@@ -138,6 +138,21 @@ export const CODES = {
   ERR_STORAGE_MOUNTPOINT_BUSY: 'already_exists',
   ERR_STORAGE_NOT_MOUNTED: 'not_found',
   ERR_STORAGE_UNMOUNT_FAILED: 'unavailable',
+  // lib/csi: the CSI driver (coffer csi serve)
+  ERR_CSI_ARGUMENT_MISSING: 'invalid_argument',
+  ERR_CSI_ARGUMENT_INVALID: 'invalid_argument',
+  ERR_CSI_CAPABILITY_UNSUPPORTED: 'invalid_argument',
+  ERR_CSI_VOLUME_NOT_FOUND: 'not_found',
+  ERR_CSI_VOLUME_CONFLICT: 'already_exists',
+  ERR_CSI_NOT_STAGED: 'failed_precondition',
+  ERR_CSI_CAPABILITY_EXCEEDED: 'failed_precondition',
+  ERR_CSI_VOLUME_IN_USE: 'failed_precondition',
+  ERR_CSI_ENDPOINT_INVALID: 'invalid_argument',
+  ERR_CSI_MOUNT_FAILED: 'internal',
+  ERR_CSI_KEY_NOT_FOUND: 'failed_precondition',
+  ERR_CSI_KEY_DENIED: 'permission_denied',
+  ERR_CSI_KEY_UNAVAILABLE: 'unavailable',
+  ERR_CSI_STATE_CORRUPT: 'data_loss',
 } as const satisfies Record<string, ErrorClass>
 
 export type CofferErrorCode = keyof typeof CODES
