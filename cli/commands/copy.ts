@@ -9,7 +9,7 @@ import { CofferError } from '../../lib/util/errors.js'
 import { intFlag, registryAccess, sizeFlag } from '../flags.js'
 import { copyProgress, humanBytes } from '../progress.js'
 import type { CommandContext } from '../run.js'
-import { attesterSettings } from '../attester-flags.js'
+import { attestedKbsClient } from '../kbs-client-flags.js'
 
 /** What `coffer encrypt` / `coffer decrypt` require of `coffer copy`'s flags. */
 export type CopyMode = 'copy' | 'encrypt' | 'decrypt'
@@ -162,16 +162,8 @@ async function withKbsKekSource(
   opts: Record<string, unknown>,
   cleanups: (() => Promise<void>)[],
 ): Promise<KeyWrapper[]> {
-  const { KbsClient } = await import('../../lib/kbs/client.js')
-  const { selectAttester } = await import('../../lib/attest/select.js')
-  const plugins = await import('../../plugins/index.js')
   const { createKbsKeyWrapper } = await import('../../plugins/keywrap/kbs/index.js')
-  const attester = await selectAttester(
-    plugins,
-    opts.attester as string | undefined,
-    attesterSettings(opts.attesterOpt),
-  )
-  const client = new KbsClient({ url, attester, tlsVerify: opts.kbsTlsVerify !== false })
+  const client = await attestedKbsClient({ ...opts, kbsUrl: url })
   cleanups.push(() => client.close())
   const kbs = createKbsKeyWrapper((kid, io) => client.getResource(kid, io))
   return wrappers.map((w) => (w.name === 'kbs' ? kbs : w))

@@ -6,11 +6,10 @@ import { CofferError } from '../../lib/util/errors.js'
 import { readAllLimited } from '../../lib/util/io.js'
 import { MiB } from '../../lib/util/limits.js'
 import type { CommandContext } from '../run.js'
-import { attesterSettings } from '../attester-flags.js'
+import { attestedKbsClient, DEFAULT_KBS_URL } from '../kbs-client-flags.js'
 
 /** Resources and policies are small secrets; the KBS refuses bodies over 2 MiB by default. */
 const MAX_INPUT_BYTES = 16 * MiB
-export const DEFAULT_KBS_URL = 'http://127.0.0.1:8080'
 
 /** `coffer kbs serve`: flags override the config file, which overrides the embedded defaults. */
 export async function kbsServeCommand(opts: Record<string, unknown>, ctx: CommandContext): Promise<void> {
@@ -56,15 +55,12 @@ export async function kbsGetResourceCommand(
   ctx: CommandContext,
 ): Promise<void> {
   const resource = parseResourceUri(uri)
-  const { KbsClient } = await import('../../lib/kbs/client.js')
-  const { selectAttester } = await import('../../lib/attest/select.js')
-  const plugins = await import('../../plugins/index.js')
-  const attester = await selectAttester(
-    plugins,
-    opts.attester as string | undefined,
-    attesterSettings(opts.attesterOpt),
-  )
-  const client = new KbsClient({ url: kbsUrl(opts), attester, tlsVerify: opts.tlsVerify !== false })
+  // `kbs` commands name the KBS with --url and --tls-verify (it is the only server they talk to).
+  const client = await attestedKbsClient(opts, {
+    ...(typeof opts.url === 'string' ? { url: opts.url } : {}),
+    tlsVerify: opts.tlsVerify !== false,
+  })
+  const attester = { tee: client.attesterTee }
   try {
     const value = await client.getResource(resource, { signal: ctx.signal })
     if (typeof opts.out === 'string') {

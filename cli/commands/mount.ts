@@ -3,7 +3,7 @@ import { resolve } from 'node:path'
 import type { MountKey } from '../../lib/storage/mount/mount-manager.js'
 import { readPassphraseFile } from '../../lib/storage/passphrase-file.js'
 import { CofferError } from '../../lib/util/errors.js'
-import { attesterSettings } from '../attester-flags.js'
+import { attestedKbsClient } from '../kbs-client-flags.js'
 import type { CommandContext } from '../run.js'
 
 /**
@@ -36,17 +36,10 @@ export async function kbsPassphrase(
 ): Promise<Buffer> {
   const { parseResourceUri } = await import('../../lib/kbs/resource-uri.js')
   const resource = parseResourceUri(uri)
-  const { KbsClient } = await import('../../lib/kbs/client.js')
-  const { selectAttester } = await import('../../lib/attest/select.js')
-  const plugins = await import('../../plugins/index.js')
-  const attester = await selectAttester(
-    plugins,
-    opts.attester as string | undefined,
-    attesterSettings(opts.attesterOpt),
+  const client = await attestedKbsClient(opts)
+  const value = Buffer.from(
+    await client.getResource(resource, { signal: ctx.signal }).finally(() => client.close()),
   )
-  const url = (opts.kbsUrl as string | undefined) ?? process.env.COFFER_KBS_URL ?? 'http://127.0.0.1:8080'
-  const client = new KbsClient({ url, attester, tlsVerify: opts.kbsTlsVerify !== false })
-  const value = Buffer.from(await client.getResource(resource, { signal: ctx.signal }))
   const nl = value.indexOf(0x0a)
   const first = Buffer.from(nl === -1 ? value : value.subarray(0, nl))
   value.fill(0)

@@ -10,7 +10,7 @@ import { parseImageName } from '../../lib/oci/image-name.js'
 import { parsePlatform } from '../../lib/oci/platform.js'
 import { loadRegistriesD } from '../../lib/sign/registries-d.js'
 import { CofferError } from '../../lib/util/errors.js'
-import { attesterSettings } from '../attester-flags.js'
+import { attestedKbsClient } from '../kbs-client-flags.js'
 import { intFlag, registryAccess } from '../flags.js'
 import { humanBytes } from '../progress.js'
 import type { CommandContext } from '../run.js'
@@ -90,21 +90,11 @@ export async function guestPullSetup(
   try {
     let kbs: KbsClient | undefined
     if (kbsUrl) {
-      const { KbsClient } = await import('../../lib/kbs/client.js')
-      const { selectAttester } = await import('../../lib/attest/select.js')
-      const plugins = await import('../../plugins/index.js')
-      const attester = await selectAttester(
-        plugins,
-        (opts.attester as string | undefined) ?? config?.kbs?.attester,
-        {
-          ...config?.kbs?.attester_settings,
-          ...attesterSettings(opts.attesterOpt),
-        },
-      )
-      const client = new KbsClient({
+      const client = await attestedKbsClient(opts, {
         url: kbsUrl,
-        attester,
-        tlsVerify: opts.kbsTlsVerify !== false && config?.kbs?.tls_verify !== false,
+        ...(config?.kbs?.attester ? { attester: config.kbs.attester } : {}),
+        ...(config?.kbs?.attester_settings ? { settings: config.kbs.attester_settings } : {}),
+        ...(config?.kbs ? { tlsVerify: config.kbs.tls_verify } : {}),
       })
       kbs = client
       closers.push(() => client.close())

@@ -4,11 +4,10 @@
  * location either a local path or a `kbs:///…` resource fetched after attestation. Every field is
  * optional; a bare `coffer pull` with local keys and a local policy needs no KBS at all.
  */
-import { readFile } from 'node:fs/promises'
 import { dirname, isAbsolute, resolve } from 'node:path'
-import { parse as parseToml } from 'smol-toml'
 import { z } from 'zod'
 import { CofferError } from '../util/errors.js'
+import { readTomlFile } from '../util/toml-file.js'
 
 /** A local file, or a KBS resource (`kbs:///repo/type/tag`). */
 const Location = z.string().min(1).max(4096)
@@ -90,24 +89,6 @@ export function parseImageServiceConfig(doc: unknown, baseDir: string): ImageSer
 }
 
 export async function loadImageServiceConfig(path: string): Promise<ImageServiceConfig> {
-  let text: string
-  try {
-    text = await readFile(path, 'utf8')
-  } catch (err) {
-    throw new CofferError(
-      'ERR_CONFIG_INVALID',
-      `cannot read image service config ${path}: ${(err as NodeJS.ErrnoException).code ?? 'error'}`,
-      { cause: err },
-    )
-  }
-  let doc: unknown
-  try {
-    doc = parseToml(text)
-  } catch (err) {
-    throw new CofferError(
-      'ERR_CONFIG_INVALID',
-      `${path} is not valid TOML: ${(err as Error).message.split('\n')[0]}`,
-    )
-  }
+  const doc = await readTomlFile(path, 'image service config', 'ERR_CONFIG_INVALID')
   return parseImageServiceConfig(doc, dirname(resolve(path)))
 }

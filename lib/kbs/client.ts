@@ -78,6 +78,11 @@ export class KbsClient {
     this.retry = o.retry ?? DEFAULT_RETRY
   }
 
+  /** The TEE this client attests as. */
+  get attesterTee(): string {
+    return this.o.attester.tee
+  }
+
   /** The attestation token (attesting if needed); usable as `Authorization: Bearer` with any replica. */
   async token(io: Io = {}): Promise<string> {
     return (await this.session(io)).token

@@ -3,12 +3,11 @@
  * field optional with a safe embedded default. Relative paths are resolved against the file's
  * directory.
  */
-import { readFile } from 'node:fs/promises'
 import { homedir } from 'node:os'
 import { dirname, isAbsolute, join, resolve } from 'node:path'
-import { parse as parseToml } from 'smol-toml'
 import { z } from 'zod'
 import { CofferError } from '../util/errors.js'
+import { readTomlFile } from '../util/toml-file.js'
 import { MiB } from '../util/limits.js'
 
 const settings = z.record(z.string(), z.unknown()).default({})
@@ -120,24 +119,6 @@ export async function loadKbsConfig(
   env: NodeJS.ProcessEnv = process.env,
 ): Promise<KbsConfig> {
   if (!path) return parseKbsConfig({}, process.cwd(), env)
-  let text: string
-  try {
-    text = await readFile(path, 'utf8')
-  } catch (err) {
-    throw new CofferError(
-      'ERR_KBS_CONFIG_INVALID',
-      `cannot read KBS config ${path}: ${(err as NodeJS.ErrnoException).code ?? 'error'}`,
-      { cause: err },
-    )
-  }
-  let doc: unknown
-  try {
-    doc = parseToml(text)
-  } catch (err) {
-    throw new CofferError(
-      'ERR_KBS_CONFIG_INVALID',
-      `${path} is not valid TOML: ${(err as Error).message.split('\n')[0]}`,
-    )
-  }
+  const doc = await readTomlFile(path, 'KBS config', 'ERR_KBS_CONFIG_INVALID')
   return parseKbsConfig(doc, dirname(resolve(path)), env)
 }
