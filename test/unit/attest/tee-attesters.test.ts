@@ -35,12 +35,19 @@ import {
  * `generation`; writing `inblob` bumps the generation and produces `outblob` (and `auxblob`).
  * `bump` lets a test simulate another writer racing the request.
  */
+/** Every fake kernel's temp dir, removed after the file's tests. */
+const fakeRoots: { cleanup(): void | Promise<void> }[] = []
+afterAll(async () => {
+  for (const r of fakeRoots) await r.cleanup()
+})
+
 function fakeTsm(
   provider: string,
   produce: (inblob: Uint8Array) => { outblob: Uint8Array; auxblob?: Uint8Array },
   o: { bump?: number } = {},
 ): TsmFs & { entries: () => Promise<string[]>; root: string } {
   const root = tempDir('coffer-tsm-')
+  fakeRoots.push(root)
   return {
     root: root.dir,
     entries: () => fsp.readdir(root.dir),
