@@ -13,8 +13,7 @@ import {
   createCipheriv,
   createHash,
   createPublicKey,
-  diffieHellman,
-  generateKeyPairSync,
+  createECDH,
   publicEncrypt,
   constants,
   randomBytes,
@@ -86,23 +85,47 @@ function wrapRsa(
   return { header: JSON.stringify({ alg: key.alg, enc: 'A256GCM' }), encryptedKey }
 }
 
+const FIELD_BYTES = { 'P-256': 32, 'P-521': 66 } as const
+const OPENSSL_CURVE = { 'P-256': 'prime256v1', 'P-521': 'secp521r1' } as const
+
+/**
+ * ECDH-ES with the raw-point ECDH API rather than KeyObjects: one scalar multiplication for the
+ * ephemeral key, one for the shared secret, and no JWK import/export on the way (this is the hot
+ * path of every resource request). `computeSecret` refuses a point that is not on the curve.
+ */
 function wrapEcdh(
   cek: Buffer,
   key: Extract<TeePubKey, { kty: 'EC' }>,
 ): { header: string; encryptedKey: Buffer } {
-  const publicKey = importKey(key)
-  const namedCurve = key.crv === 'P-256' ? 'prime256v1' : 'secp521r1'
-  const ephemeral = generateKeyPairSync('ec', { namedCurve })
-  const z = diffieHellman({ privateKey: ephemeral.privateKey, publicKey })
+  const size = FIELD_BYTES[key.crv]
+  const x = Buffer.from(key.x, 'base64url')
+  const y = Buffer.from(key.y, 'base64url')
+  if (x.length !== size || y.length !== size)
+    throw new CofferError(
+      'ERR_CRYPT_KEY_INVALID',
+      `the tee-pubkey ${key.crv} coordinates must be ${size} bytes`,
+    )
+  const ecdh = createECDH(OPENSSL_CURVE[key.crv])
+  const epk = ecdh.generateKeys()
+  let z: Buffer
+  try {
+    z = ecdh.computeSecret(Buffer.concat([Buffer.from([0x04]), x, y]))
+  } catch (err) {
+    throw new CofferError('ERR_CRYPT_KEY_INVALID', 'the tee-pubkey is not a valid EC key', { cause: err })
+  }
   const kek = concatKdf(z, ECDH_ALG, 256)
   const wrap = createCipheriv('id-aes256-wrap', kek, AES_KW_IV)
   const encryptedKey = Buffer.concat([wrap.update(cek), wrap.final()])
-  const epk = ephemeral.publicKey.export({ format: 'jwk' })
-  // Member order is the protocol: see the module comment.
+  // Member order is the protocol: see the module comment. epk is 0x04 ‖ X ‖ Y.
   const header = JSON.stringify({
     alg: ECDH_ALG,
     enc: 'A256GCM',
-    epk: { crv: key.crv, kty: 'EC', x: epk.x, y: epk.y },
+    epk: {
+      crv: key.crv,
+      kty: 'EC',
+      x: epk.subarray(1, 1 + size).toString('base64url'),
+      y: epk.subarray(1 + size).toString('base64url'),
+    },
   })
   return { header, encryptedKey }
 }

@@ -77,6 +77,16 @@ describe('KBS resource JWE', () => {
     expect(() =>
       encryptResource(Buffer.from('x'), { kty: 'EC', crv: 'P-256', alg: 'ECDH-ES+A256KW', x: 'AQ', y: 'Ag' }),
     ).toThrow(expect.objectContaining({ code: 'ERR_CRYPT_KEY_INVALID' }))
+    const offCurve = Buffer.alloc(32, 1).toString('base64url')
+    expect(() =>
+      encryptResource(Buffer.from('x'), {
+        kty: 'EC',
+        crv: 'P-256',
+        alg: 'ECDH-ES+A256KW',
+        x: offCurve,
+        y: offCurve,
+      }),
+    ).toThrow(expect.objectContaining({ code: 'ERR_CRYPT_KEY_INVALID' }))
     const { publicKey } = generateKeyPairSync('rsa', { modulusLength: 1024 })
     const j = publicKey.export({ format: 'jwk' })
     expect(() =>
