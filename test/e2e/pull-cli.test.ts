@@ -7,11 +7,13 @@
  *  - a policy refusal, a wrong key or a tampered layer commits nothing.
  */
 import { execFile } from 'node:child_process'
+import { createHash } from 'node:crypto'
 import { mkdtemp, readdir, readFile, rm, writeFile } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { promisify } from 'node:util'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
+import { provisionAk } from '../../lib/attest/tpm/provision.js'
 import { generateKeyPair } from '../../lib/crypt/keys.js'
 import { coffer, resultOf } from '../helpers/coffer.js'
 import { startTestKbs, type TestKbs } from '../helpers/kbs.js'
@@ -19,6 +21,7 @@ import { snapshotTree, writeLayerImage, type NodeInfo } from '../helpers/layer-i
 import { call } from '../helpers/rcar.js'
 import { startRegistry, type TestRegistry } from '../helpers/registry.js'
 import { skopeo } from '../helpers/skopeo.js'
+import { startSwtpm } from '../helpers/swtpm.js'
 import type { TarEntry } from '../helpers/tar-builder.js'
 
 const execFileP = promisify(execFile)
@@ -290,5 +293,62 @@ describe('coffer pull', () => {
     ])
     expect(unsigned.code, unsigned.stderr).toBe(7)
     expect(await readdir(file('store4/layers/sha256'))).toEqual([])
+  }, 180_000)
+
+  it('the same KBS-key image pulled by a guest attesting with a real TPM quote (swtpm)', async () => {
+    const tpm = await startSwtpm()
+    try {
+      const { akPublicDer } = await provisionAk({ tcti: tpm.tcti })
+      const h = await kbs.adminHeaders()
+      const fingerprint = createHash('sha256').update(akPublicDer).digest('hex')
+      const refs = { 'tpm.trusted_ak': [fingerprint] }
+      await call(`${kbs.url}/kbs/v0/reference-value`, {
+        method: 'POST',
+        headers: { ...h, 'content-type': 'application/json' },
+        body: JSON.stringify({
+          version: '0.1.0',
+          type: 'sample',
+          payload: Buffer.from(JSON.stringify(refs)).toString('base64'),
+        }),
+      })
+      // Only a TPM whose AK the KBS trusts gets these keys (no PCR reference values: status is warning).
+      const rp = {
+        version: 'coffer.dev/kbs-resource-policy/v1',
+        rules: [{ effect: 'allow', resources: ['apps/*/*'], when: 'tee == "tpm" && trust.hardware == 2' }],
+      }
+      await call(`${kbs.url}/kbs/v0/resource-policy`, {
+        method: 'POST',
+        headers: { ...h, 'content-type': 'application/json' },
+        body: JSON.stringify({ policy: Buffer.from(JSON.stringify(rp)).toString('base64url') }),
+      })
+      const args = (attester: string[]) => [
+        'pull',
+        '--json',
+        '--tls-verify=false',
+        '--registries.d',
+        file('registries.d'),
+        '--kbs-url',
+        kbs.url,
+        ...attester,
+        '--policy',
+        'kbs:///apps/security-policy/app',
+        '--store',
+        file(`store-tpm-${attester[1]}`),
+        '--rootfs',
+        file(`r-tpm-${attester[1]}`),
+        '--rootfs-mode',
+        'materialize',
+        image('app:kbs'),
+      ]
+      const run = await coffer(args(['--attester', 'tpm', '--attester-opt', `tcti=${tpm.tcti}`]))
+      expect(run.code, run.stderr).toBe(0)
+      expect(await snap(String(resultOf(run).rootfs))).toEqual(umociTree)
+      // The sample attester no longer gets anything.
+      const sample = await coffer(args(['--attester', 'sample']))
+      expect(sample.code).not.toBe(0)
+      expect(sample.stderr).toMatch(/ERR_KBS_DENIED/)
+    } finally {
+      await tpm.stop()
+    }
   }, 180_000)
 })
