@@ -47,7 +47,15 @@ export async function imageServicePullCommand(
 ): Promise<void> {
   const c = client(opts)
   try {
-    const r = await c.pull(image, opts.platform as string | undefined)
+    const r = await c.pullWithProgress(
+      image,
+      (e) => {
+        ctx.emit({ event: e })
+        if (e.type === 'verified') ctx.say(`✔ signature policy accepted ${e.manifest_digest} (${e.scope})`)
+        else ctx.say(`✔ layer ${e.diff_id?.slice(0, 19)}… ${e.size} bytes ${e.state}`)
+      },
+      opts.platform as string | undefined,
+    )
     ctx.emit({ result: r })
     ctx.say(
       `Pulled ${image}: ${r.image_ref}, rootfs ${r.rootfs} (${r.layers_unpacked} layers unpacked, ${r.layers_reused} reused)`,

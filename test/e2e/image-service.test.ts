@@ -100,8 +100,12 @@ describe('coffer image-service', () => {
   it('pulls (encrypted and plain share layers), concurrently, and answers status and list', async () => {
     const c = connectImageService(socket)
     try {
-      const enc = await c.pull(`${reg.host}/app:enc`)
+      const events: { type: string; state?: string }[] = []
+      const enc = await c.pullWithProgress(`${reg.host}/app:enc`, (e) => events.push(e))
       expect(enc).toMatchObject({ layers_unpacked: 2, layers_reused: 0 })
+      // Progress over gRPC: the policy verdict first, then every layer.
+      expect(events.map((e) => e.type)).toEqual(['verified', 'layer', 'layer'])
+      expect(events.filter((e) => e.type === 'layer').every((e) => e.state === 'unpacked')).toBe(true)
       expect((await readdir(enc.rootfs)).sort()).toEqual(['layer-0', 'layer-1'])
       // The plaintext image has the same diff_ids: nothing to unpack; 4 concurrent pulls agree.
       const plain = await Promise.all(

@@ -3,7 +3,22 @@ import * as grpc from '@grpc/grpc-js'
 import { fromGrpcError } from '../../util/grpc-errors.js'
 import { imageServiceDefinition, type ImageMessage } from './proto.js'
 
+export interface PullProgressEvent {
+  type: 'verified' | 'layer' | 'done'
+  manifest_digest?: string
+  scope?: string
+  diff_id?: string
+  size?: string | number
+  state?: string
+}
+
 export interface ImageServiceClient {
+  /** PullImageProgress: the pull with its events; resolves with the result. */
+  pullWithProgress(
+    image: string,
+    onEvent: (e: PullProgressEvent) => void,
+    platform?: string,
+  ): Promise<{ image_ref: string; rootfs: string; layers_unpacked: number; layers_reused: number }>
   pull(
     image: string,
     platform?: string,
@@ -29,6 +44,26 @@ export function connectImageService(socket: string): ImageServiceClient {
       ),
     )
   return {
+    pullWithProgress: (image, onEvent, platform) =>
+      new Promise((resolve, reject) => {
+        const stream = (
+          client as unknown as Record<
+            string,
+            (r: unknown) => grpc.ClientReadableStream<PullProgressEvent & { result?: unknown }>
+          >
+        )['PullImageProgress']!({ image: { image }, platform: platform ?? '' })
+        let result: unknown
+        stream.on('data', (e: PullProgressEvent & { result?: unknown }) => {
+          if (e.type === 'done') result = e.result
+          else onEvent(e)
+        })
+        stream.on('error', (err: grpc.ServiceError) =>
+          reject(fromGrpcError(err, 'image service PullImageProgress')),
+        )
+        stream.on('end', () =>
+          result ? resolve(result as never) : reject(new Error('the pull stream ended without a result')),
+        )
+      }),
     pull: (image, platform) => call('PullImage', { image: { image }, platform: platform ?? '' }),
     status: async (image) =>
       (await call<{ image?: ImageMessage }>('ImageStatus', { image: { image } })).image ?? undefined,

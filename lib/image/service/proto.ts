@@ -19,6 +19,16 @@ message Image {
 }
 message PullImageRequest { ImageSpec image = 1; string platform = 2; }
 message PullImageResponse { string image_ref = 1; string rootfs = 2; uint32 layers_unpacked = 3; uint32 layers_reused = 4; }
+// PullImageProgress: the same pull, streaming what happens; the last message carries the result.
+message PullEvent {
+  string type = 1;               // "verified" | "layer" | "done"
+  string manifest_digest = 2;    // verified: what the policy accepted
+  string scope = 3;              // verified: the policy scope that decided
+  string diff_id = 4;            // layer
+  uint64 size = 5;               // layer: compressed bytes
+  string state = 6;              // layer: "unpacked" | "reused"
+  PullImageResponse result = 7;  // done
+}
 message ImageStatusRequest { ImageSpec image = 1; }
 message ImageStatusResponse { Image image = 1; }
 message ListImagesRequest {}
@@ -28,6 +38,7 @@ message RemoveImageResponse {}
 
 service ImageService {
   rpc PullImage(PullImageRequest) returns (PullImageResponse);
+  rpc PullImageProgress(PullImageRequest) returns (stream PullEvent);
   rpc ImageStatus(ImageStatusRequest) returns (ImageStatusResponse);
   rpc ListImages(ListImagesRequest) returns (ListImagesResponse);
   rpc RemoveImage(RemoveImageRequest) returns (RemoveImageResponse);
@@ -64,6 +75,17 @@ const JSON_DEF: Parameters<typeof protoLoader.fromJSON>[0] = {
                     layers_reused: { type: 'uint32', id: 4 },
                   },
                 },
+                PullEvent: {
+                  fields: {
+                    type: str(1),
+                    manifest_digest: str(2),
+                    scope: str(3),
+                    diff_id: str(4),
+                    size: { type: 'uint64', id: 5 },
+                    state: str(6),
+                    result: { type: 'PullImageResponse', id: 7 },
+                  },
+                },
                 ImageStatusRequest: { fields: { image: { type: 'ImageSpec', id: 1 } } },
                 ImageStatusResponse: { fields: { image: { type: 'Image', id: 1 } } },
                 ListImagesRequest: { fields: {} },
@@ -75,6 +97,12 @@ const JSON_DEF: Parameters<typeof protoLoader.fromJSON>[0] = {
                     PullImage: {
                       requestType: 'PullImageRequest',
                       responseType: 'PullImageResponse',
+                      comment: '',
+                    },
+                    PullImageProgress: {
+                      requestType: 'PullImageRequest',
+                      responseType: 'PullEvent',
+                      responseStream: true,
                       comment: '',
                     },
                     ImageStatus: {

@@ -13,7 +13,7 @@ import { parsePlatform } from '../../oci/platform.js'
 import { CofferError } from '../../util/errors.js'
 import { toGrpcError } from '../../util/grpc-errors.js'
 import type { LayerStore } from '../layer-store/index.js'
-import { pullImage, type PullOptions } from '../pull.js'
+import { pullImage, type PullEvent, type PullOptions } from '../pull.js'
 import { buildRootfs } from '../rootfs.js'
 import { ImageRefs, type ImageRef } from './image-refs.js'
 import { imageServiceDefinition, type ImageMessage } from './proto.js'
@@ -80,55 +80,85 @@ export async function startImageService(o: ImageServiceOptions): Promise<Running
     }
   }
 
-  server.addService(imageServiceDefinition(), {
-    PullImage: unary('PullImage', async (req: { image?: { image?: string }; platform?: string }) => {
-      const image = req.image?.image ?? ''
-      const name = serviceImageName(image)
-      const result = await pullImage(name, {
-        ...o.pull,
-        store: o.store,
-        signal: controller.signal,
-        ...(req.platform ? { platform: parsePlatform(req.platform) } : {}),
-      })
-      const rootfsDir = join(o.workDir, 'rootfs', result.imageDigest.replace(/^sha256:/, ''))
-      const rootfs = join(rootfsDir, 'rootfs')
-      // One build per image, however many pulls of it run at once.
-      let building = builds.get(rootfsDir)
-      if (!building) {
-        building = (async () => {
-          if (!(await exists(rootfs)))
-            await buildRootfs(
-              o.store,
-              result.diffIds,
-              rootfsDir,
-              o.pull.rootfsMode ? { mode: o.pull.rootfsMode } : {},
-            )
-        })().finally(() => builds.delete(rootfsDir))
-        builds.set(rootfsDir, building)
-      }
-      await building
-      await refs.update((all) => {
-        all[image] = {
-          imageDigest: result.imageDigest,
-          manifestDigest: result.manifestDigest,
-          rootfs,
-          pulledAt: new Date().toISOString(),
-        }
-      })
-      log({
-        rpc: 'PullImage',
-        image,
+  const pull = async (
+    req: { image?: { image?: string }; platform?: string },
+    onEvent?: (e: PullEvent) => void,
+  ) => {
+    const image = req.image?.image ?? ''
+    const name = serviceImageName(image)
+    const result = await pullImage(name, {
+      ...o.pull,
+      store: o.store,
+      signal: controller.signal,
+      ...(req.platform ? { platform: parsePlatform(req.platform) } : {}),
+      ...(onEvent ? { onEvent } : {}),
+    })
+    const rootfsDir = join(o.workDir, 'rootfs', result.imageDigest.replace(/^sha256:/, ''))
+    const rootfs = join(rootfsDir, 'rootfs')
+    // One build per image, however many pulls of it run at once.
+    let building = builds.get(rootfsDir)
+    if (!building) {
+      building = (async () => {
+        if (!(await exists(rootfs)))
+          await buildRootfs(
+            o.store,
+            result.diffIds,
+            rootfsDir,
+            o.pull.rootfsMode ? { mode: o.pull.rootfsMode } : {},
+          )
+      })().finally(() => builds.delete(rootfsDir))
+      builds.set(rootfsDir, building)
+    }
+    await building
+    await refs.update((all) => {
+      all[image] = {
         imageDigest: result.imageDigest,
-        unpacked: result.layersUnpacked,
-        reused: result.layersReused,
-      })
-      return {
-        image_ref: result.imageDigest,
+        manifestDigest: result.manifestDigest,
         rootfs,
-        layers_unpacked: result.layersUnpacked,
-        layers_reused: result.layersReused,
+        pulledAt: new Date().toISOString(),
       }
-    }),
+    })
+    log({
+      rpc: 'PullImage',
+      image,
+      imageDigest: result.imageDigest,
+      unpacked: result.layersUnpacked,
+      reused: result.layersReused,
+    })
+    return {
+      image_ref: result.imageDigest,
+      rootfs,
+      layers_unpacked: result.layersUnpacked,
+      layers_reused: result.layersReused,
+    }
+  }
+
+  server.addService(imageServiceDefinition(), {
+    PullImage: unary('PullImage', (req: { image?: { image?: string }; platform?: string }) => pull(req)),
+    PullImageProgress: (
+      call: grpc.ServerWritableStream<{ image?: { image?: string }; platform?: string }, unknown>,
+    ) => {
+      pull(call.request, (e) =>
+        call.write(
+          e.type === 'verified'
+            ? { type: 'verified', manifest_digest: e.manifestDigest, scope: e.scope }
+            : { type: 'layer', diff_id: e.diffId, size: e.size, state: e.state },
+        ),
+      ).then(
+        (result) => {
+          call.write({ type: 'done', result })
+          call.end()
+        },
+        (err: unknown) => {
+          log({
+            rpc: 'PullImageProgress',
+            error: err instanceof CofferError ? err.code : 'ERR_INTERNAL',
+            message: (err as Error).message,
+          })
+          call.emit('error', toGrpcError(err))
+        },
+      )
+    },
     ImageStatus: unary('ImageStatus', async (req: { image?: { image?: string } }) => {
       const image = req.image?.image ?? ''
       const all = await refs.all()
