@@ -1,6 +1,6 @@
 import { resolve } from 'node:path'
 import { openLayerStore } from '../../lib/image/layer-store/index.js'
-import { connectImageService } from '../../lib/image/service/client.js'
+import { connectImageService, type ImageServiceClient } from '../../lib/image/service/client.js'
 import { CofferError } from '../../lib/util/errors.js'
 import type { CommandContext } from '../run.js'
 import { guestPullSetup } from './pull.js'
@@ -36,8 +36,17 @@ export async function imageServiceServeCommand(
   }
 }
 
-function client(opts: Record<string, unknown>) {
-  return connectImageService(resolve((opts.socket as string | undefined) ?? DEFAULT_IMAGE_SERVICE_SOCKET))
+/** Runs `f` with a client of the service socket (--socket), closing it afterwards. */
+async function withClient<T>(
+  opts: Record<string, unknown>,
+  f: (c: ImageServiceClient) => Promise<T>,
+): Promise<T> {
+  const c = connectImageService(resolve((opts.socket as string | undefined) ?? DEFAULT_IMAGE_SERVICE_SOCKET))
+  try {
+    return await f(c)
+  } finally {
+    c.close()
+  }
 }
 
 export async function imageServicePullCommand(
@@ -45,8 +54,7 @@ export async function imageServicePullCommand(
   opts: Record<string, unknown>,
   ctx: CommandContext,
 ): Promise<void> {
-  const c = client(opts)
-  try {
+  await withClient(opts, async (c) => {
     const r = await c.pullWithProgress(
       image,
       (e) => {
@@ -60,9 +68,7 @@ export async function imageServicePullCommand(
     ctx.say(
       `Pulled ${image}: ${r.image_ref}, rootfs ${r.rootfs} (${r.layers_unpacked} layers unpacked, ${r.layers_reused} reused)`,
     )
-  } finally {
-    c.close()
-  }
+  })
 }
 
 export async function imageServiceStatusCommand(
@@ -70,31 +76,25 @@ export async function imageServiceStatusCommand(
   opts: Record<string, unknown>,
   ctx: CommandContext,
 ): Promise<void> {
-  const c = client(opts)
-  try {
+  await withClient(opts, async (c) => {
     const img = await c.status(image)
     if (!img) throw new CofferError('ERR_IMAGE_NOT_FOUND', `${image} has not been pulled`)
     ctx.emit({ image: img })
     ctx.say(
       `${image}: ${img.id}, ${img.diff_ids.length} layers, ${img.size} bytes; tags ${img.repo_tags.join(', ')}`,
     )
-  } finally {
-    c.close()
-  }
+  })
 }
 
 export async function imageServiceListCommand(
   opts: Record<string, unknown>,
   ctx: CommandContext,
 ): Promise<void> {
-  const c = client(opts)
-  try {
+  await withClient(opts, async (c) => {
     const images = await c.list()
     ctx.emit({ images })
     for (const i of images) ctx.say(`${i.id}  ${i.repo_tags.join(', ')}`)
-  } finally {
-    c.close()
-  }
+  })
 }
 
 export async function imageServiceRemoveCommand(
@@ -102,14 +102,11 @@ export async function imageServiceRemoveCommand(
   opts: Record<string, unknown>,
   ctx: CommandContext,
 ): Promise<void> {
-  const c = client(opts)
-  try {
+  await withClient(opts, async (c) => {
     await c.remove(image)
     ctx.emit({ removed: image })
     ctx.say(`Removed ${image}`)
-  } finally {
-    c.close()
-  }
+  })
 }
 
 /** `coffer image-service gc --store DIR`: layers no image uses (run it between pulls). */

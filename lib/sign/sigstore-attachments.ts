@@ -46,12 +46,7 @@ export async function readSigstoreAttachments(
   const out: Signature[] = []
   for (const layer of doc.manifest.layers) {
     throwIfAborted(o.signal)
-    out.push({
-      kind: 'sigstore',
-      mimeType: layer.mediaType,
-      payload: await readSignaturePayload(repo, layer, o),
-      annotations: layer.annotations ?? {},
-    })
+    out.push(await sigstoreSignatureOf(repo, layer, o))
   }
   return out
 }
@@ -120,8 +115,18 @@ async function fetchAttachmentManifest(
   }
 }
 
+/** The cosign signature one layer holds: its payload (checked) and its annotations. */
+export async function sigstoreSignatureOf(repo: Repository, layer: Descriptor, o: Io): Promise<Signature> {
+  return {
+    kind: 'sigstore',
+    mimeType: layer.mediaType,
+    payload: await readSignaturePayload(repo, layer, o),
+    annotations: layer.annotations ?? {},
+  }
+}
+
 /** A signature payload blob, size-limited and checked against its digest (the registry is untrusted). */
-export async function readSignaturePayload(repo: Repository, layer: Descriptor, o: Io): Promise<Uint8Array> {
+async function readSignaturePayload(repo: Repository, layer: Descriptor, o: Io): Promise<Uint8Array> {
   if (layer.size > MAX_SIGNATURE_BYTES)
     throw new CofferError(
       'ERR_SIGN_SIGNATURE_INVALID',

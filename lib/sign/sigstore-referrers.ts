@@ -15,7 +15,7 @@ import { CofferError } from '../util/errors.js'
 import { throwIfAborted, type Io } from '../util/io.js'
 import { MAX_SIGNATURES } from './limits.js'
 import { SIGSTORE_PAYLOAD_MEDIA_TYPE, type Signature } from './signature.js'
-import { readSignaturePayload, uploadSmallBlob } from './sigstore-attachments.js'
+import { sigstoreSignatureOf, uploadSmallBlob } from './sigstore-attachments.js'
 
 export const COSIGN_SIGNATURE_ARTIFACT_TYPE = 'application/vnd.dev.cosign.artifact.sig.v1+json'
 const EMPTY_CONFIG = Buffer.from('{}')
@@ -91,13 +91,7 @@ export async function readSigstoreReferrers(
         'ERR_SIGN_SIGNATURE_INVALID',
         `referrer ${ref.digest} is not a cosign signature of ${digest}`,
       )
-    const layer = doc.manifest.layers[0]!
-    out.push({
-      kind: 'sigstore',
-      mimeType: layer.mediaType,
-      payload: await readSignaturePayload(repo, layer, o),
-      annotations: layer.annotations ?? {},
-    })
+    out.push(await sigstoreSignatureOf(repo, doc.manifest.layers[0]!, o))
   }
   return out
 }
