@@ -4,14 +4,13 @@
  * layer key wrapped for kbs:///… with a local KEK at build time, the KEK registered with
  * put-resource, and the image decrypted by a client that attests and fetches the KEK.
  */
-import { spawn, type ChildProcess } from 'node:child_process'
 import { randomBytes } from 'node:crypto'
 import { mkdtemp, readFile, rm, stat, writeFile } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
-import { createInterface } from 'node:readline'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
-import { coffer, COFFER_BIN } from '../helpers/coffer.js'
+import { coffer } from '../helpers/coffer.js'
+import { spawnKbsServe, type KbsProcess } from '../helpers/kbs.js'
 import { KBS_ANNOTATION } from '../../plugins/keywrap/kbs/index.js'
 import { expectDecryptedTo } from '../helpers/encrypted-layout.js'
 import { makeSampleLayout, type SampleImage } from '../helpers/skopeo.js'
@@ -30,49 +29,21 @@ const POLICY = JSON.stringify({
 
 describe('coffer kbs (CLI)', () => {
   let dir: string
-  let server: ChildProcess
+  let kbs: KbsProcess
   let url: string
   let admin: string[]
   let image: SampleImage
 
   beforeAll(async () => {
     dir = await mkdtemp(join(tmpdir(), 'coffer-kbs-cli-'))
-    expect((await coffer(['keys', 'generate', '--type', 'ec', '--out', join(dir, 'admin')])).code).toBe(0)
-    await writeFile(join(dir, 'policy.json'), POLICY)
-    server = spawn(
-      process.execPath,
-      [
-        COFFER_BIN,
-        'kbs',
-        'serve',
-        '--port',
-        '0',
-        '--store',
-        'memory',
-        '--allow-sample',
-        '--admin-key',
-        join(dir, 'admin.pub'),
-        '--policy',
-        join(dir, 'policy.json'),
-        '--json',
-      ],
-      { stdio: ['ignore', 'pipe', 'pipe'] },
-    )
-    server.stderr!.resume()
-    const first = await new Promise<string>((resolve, reject) => {
-      createInterface({ input: server.stdout! }).once('line', resolve)
-      server.once('exit', (code) => reject(new Error(`kbs serve exited with ${code}`)))
-    })
-    url = (JSON.parse(first) as { listening: string }).listening
-    admin = ['--url', url, '--admin-key', join(dir, 'admin.key')]
+    kbs = await spawnKbsServe(dir, POLICY)
+    url = kbs.url
+    admin = kbs.adminArgs
     image = await makeSampleLayout(join(dir, 'plain'), 'v1')
   }, 60_000)
 
   afterAll(async () => {
-    if (server && server.exitCode === null) {
-      server.kill('SIGTERM')
-      await new Promise((r) => server.once('exit', r))
-    }
+    await kbs?.stop()
     await rm(dir, { recursive: true, force: true })
   })
 
@@ -245,8 +216,6 @@ describe('coffer kbs (CLI)', () => {
   }, 60_000)
 
   it('stops cleanly on SIGTERM', async () => {
-    server.kill('SIGTERM')
-    const code = await new Promise<number | null>((r) => server.once('exit', r))
-    expect(code).toBe(0)
+    expect(await kbs.stop()).toBe(0)
   })
 })

@@ -6,13 +6,12 @@
  * passphrase is ERR_STORAGE_WRONG_PASSPHRASE with nothing mounted; a resource the policy denies is
  * the KBS's own coded error.
  */
-import { spawn, type ChildProcess } from 'node:child_process'
 import { mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
-import { createInterface } from 'node:readline'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
-import { coffer, COFFER_BIN } from '../helpers/coffer.js'
+import { coffer } from '../helpers/coffer.js'
+import { spawnKbsServe, type KbsProcess } from '../helpers/kbs.js'
 import { isMounted, startCofferMount, type CofferMount } from '../helpers/coffer-mount.js'
 import { mountGocryptfs } from '../helpers/gocryptfs.js'
 
@@ -31,7 +30,7 @@ const PASS = 'volume passphrase from the KBS'
 
 describe('coffer mount --key kbs:///…', () => {
   let dir: string
-  let server: ChildProcess
+  let kbs: KbsProcess
   let url: string
   let kbsFlags: string[]
   let env: NodeJS.ProcessEnv
@@ -40,34 +39,9 @@ describe('coffer mount --key kbs:///…', () => {
   beforeAll(async () => {
     dir = await mkdtemp(join(tmpdir(), 'coffer-mount-kbs-'))
     env = { COFFER_MOUNT_STATE_DIR: join(dir, 'state') }
-    expect((await coffer(['keys', 'generate', '--type', 'ec', '--out', join(dir, 'admin')])).code).toBe(0)
-    await writeFile(join(dir, 'policy.json'), POLICY)
-    server = spawn(
-      process.execPath,
-      [
-        COFFER_BIN,
-        'kbs',
-        'serve',
-        '--port',
-        '0',
-        '--store',
-        'memory',
-        '--allow-sample',
-        '--admin-key',
-        join(dir, 'admin.pub'),
-        '--policy',
-        join(dir, 'policy.json'),
-        '--json',
-      ],
-      { stdio: ['ignore', 'pipe', 'pipe'] },
-    )
-    server.stderr!.resume()
-    const first = await new Promise<string>((resolve, reject) => {
-      createInterface({ input: server.stdout! }).once('line', resolve)
-      server.once('exit', (code) => reject(new Error(`kbs serve exited with ${code}`)))
-    })
-    url = (JSON.parse(first) as { listening: string }).listening
-    const admin = ['--url', url, '--admin-key', join(dir, 'admin.key')]
+    kbs = await spawnKbsServe(dir, POLICY)
+    url = kbs.url
+    const admin = kbs.adminArgs
     await writeFile(join(dir, 'pass'), `${PASS}\n`)
     await writeFile(join(dir, 'other'), 'some other passphrase\n')
     for (const [uri, file] of [
@@ -83,10 +57,7 @@ describe('coffer mount --key kbs:///…', () => {
 
   afterAll(async () => {
     await mount?.stop()
-    if (server && server.exitCode === null) {
-      server.kill('SIGTERM')
-      await new Promise((r) => server.once('exit', r))
-    }
+    await kbs?.stop()
     await rm(dir, { recursive: true, force: true })
   })
 

@@ -2,16 +2,19 @@
  * An in-process coffer KBS on 127.0.0.1 (random port) for tests, with an admin key pair and the
  * sample verifier enabled unless asked otherwise. Always `close()` it.
  */
+import { spawn, type ChildProcess } from 'node:child_process'
 import { generateKeyPairSync, type KeyObject } from 'node:crypto'
 import { mkdtemp, rm, writeFile } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
+import { createInterface } from 'node:readline'
 import { signAdminToken } from '../../lib/kbs/admin-auth.js'
 import { parseKbsConfig } from '../../lib/kbs/config.js'
 import { createMemoryStore } from '../../lib/kbs/memory-store.js'
 import { startKbs, type KbsPlugins, type RunningKbs } from '../../lib/kbs/serve.js'
 import type { KbsStore } from '../../lib/kbs/store.js'
 import { createVerifier, verifierNames } from '../../plugins/index.js'
+import { coffer, COFFER_BIN } from './coffer.js'
 
 export interface TestKbs extends RunningKbs {
   readonly dir: string
@@ -71,6 +74,62 @@ export async function startTestKbs(o: TestKbsOptions = {}): Promise<TestKbs> {
     async close() {
       await kbs.close()
       await rm(dir, { recursive: true, force: true })
+    },
+  }
+}
+
+/** `coffer kbs serve` as its own process, as an operator runs it (see `spawnKbsServe`). */
+export interface KbsProcess {
+  readonly child: ChildProcess
+  readonly url: string
+  /** `--url URL --admin-key KEY` for the admin commands. */
+  readonly adminArgs: string[]
+  /** SIGTERM, and wait for the exit; resolves with its exit code (null if it was already gone). */
+  stop(): Promise<number | null>
+}
+
+/**
+ * Runs the built `coffer kbs serve` (memory store, sample TEE allowed, `policy` installed) with an
+ * admin key pair made by `coffer keys generate` in `dir`, and waits until it listens.
+ */
+export async function spawnKbsServe(dir: string, policy: string): Promise<KbsProcess> {
+  const keys = await coffer(['keys', 'generate', '--type', 'ec', '--out', join(dir, 'admin')])
+  if (keys.code !== 0) throw new Error(`keys generate failed: ${keys.stderr}`)
+  await writeFile(join(dir, 'policy.json'), policy)
+  const child = spawn(
+    process.execPath,
+    [
+      COFFER_BIN,
+      'kbs',
+      'serve',
+      '--port',
+      '0',
+      '--store',
+      'memory',
+      '--allow-sample',
+      '--admin-key',
+      join(dir, 'admin.pub'),
+      '--policy',
+      join(dir, 'policy.json'),
+      '--json',
+    ],
+    { stdio: ['ignore', 'pipe', 'pipe'] },
+  )
+  child.stderr!.resume()
+  const first = await new Promise<string>((resolve, reject) => {
+    createInterface({ input: child.stdout! }).once('line', resolve)
+    child.once('exit', (code) => reject(new Error(`kbs serve exited with ${code}`)))
+  })
+  const url = (JSON.parse(first) as { listening: string }).listening
+  return {
+    child,
+    url,
+    adminArgs: ['--url', url, '--admin-key', join(dir, 'admin.key')],
+    async stop() {
+      if (child.exitCode !== null || child.signalCode !== null) return child.exitCode
+      const exited = new Promise<number | null>((r) => child.once('exit', (code) => r(code)))
+      child.kill('SIGTERM')
+      return exited
     },
   }
 }
