@@ -27,10 +27,14 @@ export interface LayerTar {
   dispose(): Promise<void>
 }
 
+/**
+ * `diffId` is checked here when given; pass `undefined` when the consumer hashes the tar itself
+ * (the layer store does, and commits nothing on a mismatch), so a pull hashes each tar once.
+ */
 export async function openLayerTar(
   source: ImageSource,
   desc: Descriptor,
-  diffId: Digest,
+  diffId: Digest | undefined,
   o: Io & { decrypt?: DecryptOptions } = {},
 ): Promise<LayerTar> {
   const compression = layerCompression(desc.mediaType)
@@ -58,7 +62,12 @@ export async function openLayerTar(
   }
   const tar = new PassThrough({ highWaterMark: 1 << 20 })
   // Errors anywhere in the chain reach `tar`, the consumer's stream.
-  pipeline(compressed, decompressor(compression), verifyingStream(diffId), tar).catch((err: unknown) =>
+  pipeline(
+    compressed,
+    decompressor(compression),
+    diffId ? verifyingStream(diffId) : new PassThrough(),
+    tar,
+  ).catch((err: unknown) =>
     tar.destroy(
       err instanceof CofferError
         ? err

@@ -124,7 +124,8 @@ export async function pullImage(name: ImageName, o: PullOptions): Promise<PullRe
           o.onEvent?.({ type: 'layer', diffId, size: desc.size, state: 'reused' })
           return
         }
-        const layer = await openLayerTar(source, desc, diffId, {
+        // The store hashes the tar it unpacks against diffId (and commits nothing on a mismatch).
+        const layer = await openLayerTar(source, desc, undefined, {
           signal,
           ...(o.decrypt ? { decrypt: o.decrypt } : {}),
         })
