@@ -17,6 +17,7 @@ import { createInterface } from 'node:readline'
 import { fileURLToPath } from 'node:url'
 import { promisify } from 'node:util'
 import { createVolume } from '../lib/storage/open-volume.js'
+import { treePeakRssKiB } from './measure.js'
 
 const execFileP = promisify(execFile)
 
@@ -27,6 +28,8 @@ export interface FsBenchRow {
   randWriteIops: number
   randReadIops: number
   treeSeconds: number
+  /** Peak RSS of the FUSE server's process tree; undefined for the plain directory. */
+  serverPeakRssMiB?: number
 }
 
 export const FS_GOALS = { seqVsGocryptfs: 1.0, randVsGocryptfs: 0.7 }
@@ -105,6 +108,7 @@ async function measure(
   tarball: string,
   sizeMiB: number,
   runtime: number,
+  serverPid?: number,
 ): Promise<FsBenchRow> {
   const sw = await fio(dir, { name: 'seqwrite', rw: 'write', bs: '1m' }, sizeMiB, runtime)
   await dropCaches()
@@ -120,6 +124,7 @@ async function measure(
     randWriteIops: rw.iops,
     randReadIops: rr.iops,
     treeSeconds,
+    ...(serverPid === undefined ? {} : { serverPeakRssMiB: treePeakRssKiB(serverPid) / 1024 }),
   }
 }
 
@@ -147,6 +152,20 @@ async function startCoffer(
   return child
 }
 
+/** `gocryptfs -fg`, resolved once it reports the mount ready. */
+async function startGocryptfs(cipher: string, mnt: string, passfile: string): Promise<ChildProcess> {
+  const child = spawn('gocryptfs', ['-fg', '-passfile', passfile, cipher, mnt], {
+    stdio: ['ignore', 'pipe', 'inherit'],
+  })
+  await new Promise<void>((resolve, reject) => {
+    createInterface({ input: child.stdout! }).on('line', (l) => {
+      if (l.includes('mounted and ready')) resolve()
+    })
+    child.once('exit', (code) => reject(new Error(`gocryptfs exited ${code}`)))
+  })
+  return child
+}
+
 export async function benchFs(
   cofferBin: string,
   o: { sizeMiB?: number; runtime?: number } = {},
@@ -158,13 +177,14 @@ export async function benchFs(
   await writeFile(passfile, `${PASS}\n`)
   const rows: FsBenchRow[] = []
   let coffer: ChildProcess | undefined
+  let gocryptfs: ChildProcess | undefined
   const mounted: string[] = []
   try {
     const tarball = await makeTree(work)
     // === plain directory
     await mkdir(join(work, 'plain'))
     rows.push(await measure('plain', join(work, 'plain'), tarball, sizeMiB, runtime))
-    // === gocryptfs (daemonises once mounted)
+    // === gocryptfs
     for (const d of ['g-cipher', 'g-mnt', 'c-cipher', 'c-mnt']) await mkdir(join(work, d))
     await execFileP('gocryptfs', [
       '-init',
@@ -175,9 +195,10 @@ export async function benchFs(
       passfile,
       join(work, 'g-cipher'),
     ])
-    await execFileP('gocryptfs', ['-q', '-passfile', passfile, join(work, 'g-cipher'), join(work, 'g-mnt')])
+    // In the foreground (-fg), so the server is our child and its peak RSS can be read.
+    gocryptfs = await startGocryptfs(join(work, 'g-cipher'), join(work, 'g-mnt'), passfile)
     mounted.push(join(work, 'g-mnt'))
-    rows.push(await measure('gocryptfs', join(work, 'g-mnt'), tarball, sizeMiB, runtime))
+    rows.push(await measure('gocryptfs', join(work, 'g-mnt'), tarball, sizeMiB, runtime, gocryptfs.pid))
     // === coffer
     ;(await createVolume(join(work, 'c-cipher'), Buffer.from(PASS), { scryptLogN: 10 })).close()
     coffer = await startCoffer(
@@ -187,13 +208,17 @@ export async function benchFs(
       passfile,
       join(work, 'state'),
     )
-    rows.push(await measure('coffer', join(work, 'c-mnt'), tarball, sizeMiB, runtime))
+    rows.push(await measure('coffer', join(work, 'c-mnt'), tarball, sizeMiB, runtime, coffer.pid))
   } finally {
     if (coffer && coffer.exitCode === null) {
       coffer.kill('SIGTERM')
       await new Promise((r) => coffer!.once('exit', r))
     }
     for (const m of mounted) await execFileP('fusermount', ['-uz', m]).catch(() => undefined)
+    if (gocryptfs && gocryptfs.exitCode === null) {
+      gocryptfs.kill('SIGTERM')
+      await new Promise((r) => gocryptfs!.once('exit', r))
+    }
     await rm(work, { recursive: true, force: true })
   }
   return rows
@@ -204,16 +229,16 @@ export function fsTable(rows: FsBenchRow[]): string {
   const c = rows.find((r) => r.target === 'coffer')
   const ratio = (a: number, b: number | undefined): string => (b ? `${(a / b).toFixed(2)}×` : '')
   const lines = [
-    '| target | seq write 1 MiB | seq read 1 MiB | rand write 4 KiB | rand read 4 KiB | 20,000-file tar -x |',
-    '| --- | ---: | ---: | ---: | ---: | ---: |',
+    '| target | seq write 1 MiB | seq read 1 MiB | rand write 4 KiB | rand read 4 KiB | 20,000-file tar -x | server peak RSS |',
+    '| --- | ---: | ---: | ---: | ---: | ---: | ---: |',
     ...rows.map(
       (r) =>
-        `| ${r.target} | ${r.seqWriteMiBs.toFixed(0)} MiB/s | ${r.seqReadMiBs.toFixed(0)} MiB/s | ${r.randWriteIops.toFixed(0)} IOPS | ${r.randReadIops.toFixed(0)} IOPS | ${r.treeSeconds.toFixed(1)} s |`,
+        `| ${r.target} | ${r.seqWriteMiBs.toFixed(0)} MiB/s | ${r.seqReadMiBs.toFixed(0)} MiB/s | ${r.randWriteIops.toFixed(0)} IOPS | ${r.randReadIops.toFixed(0)} IOPS | ${r.treeSeconds.toFixed(1)} s | ${r.serverPeakRssMiB === undefined ? '' : `${r.serverPeakRssMiB.toFixed(0)} MiB`} |`,
     ),
   ]
   if (g && c)
     lines.push(
-      `| coffer / gocryptfs | ${ratio(c.seqWriteMiBs, g.seqWriteMiBs)} | ${ratio(c.seqReadMiBs, g.seqReadMiBs)} | ${ratio(c.randWriteIops, g.randWriteIops)} | ${ratio(c.randReadIops, g.randReadIops)} | ${ratio(g.treeSeconds, c.treeSeconds)} (speed) |`,
+      `| coffer / gocryptfs | ${ratio(c.seqWriteMiBs, g.seqWriteMiBs)} | ${ratio(c.seqReadMiBs, g.seqReadMiBs)} | ${ratio(c.randWriteIops, g.randWriteIops)} | ${ratio(c.randReadIops, g.randReadIops)} | ${ratio(g.treeSeconds, c.treeSeconds)} (speed) | |`,
       '',
       `Goals: sequential ≥ ${FS_GOALS.seqVsGocryptfs}× gocryptfs, random 4 KiB ≥ ${FS_GOALS.randVsGocryptfs}× gocryptfs IOPS.`,
     )

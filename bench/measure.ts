@@ -140,6 +140,11 @@ async function readTimeRss(path: string): Promise<number | undefined> {
   return Number.isFinite(kib) && kib > 0 ? kib : undefined
 }
 
+/** The summed peak resident set (`VmHWM`) of `root` and its live descendants, in KiB. */
+export function treePeakRssKiB(root: number): number {
+  return treeOf(root).reduce((sum, pid) => sum + vmHwmKiB(pid), 0)
+}
+
 /** `root` and its live descendants. */
 function treeOf(root: number): number[] {
   const parentOf = new Map<number, number>()

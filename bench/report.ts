@@ -40,6 +40,9 @@ export function describeMachine(cwd: string): [string, string][] {
     ['Kernel', `${type()} ${release()} ${machine()}`],
     ['Node', process.version],
     ['skopeo', firstLine('skopeo', ['--version'])],
+    ['umoci', firstLine('umoci', ['--version'])],
+    ['gocryptfs', firstLine('gocryptfs', ['-version'])],
+    ['fio', firstLine('fio', ['--version'])],
     ['Registry', firstLine('docker-registry', ['--version'])],
     ['coffer', cofferRevision(cwd)],
     [

@@ -1,8 +1,14 @@
 /**
- * `npm run bench`: coffer against skopeo, copying a 512 MiB image between an OCI layout and a
- * local registry (Debian `docker-registry`, distribution 2.8) on loopback, in both directions.
+ * `npm run bench`: coffer against the real peer tools on this machine, in one run, written as one
+ * table to `bench/RESULTS.md`:
+ *   - copy (layout ↔ registry), encrypt and decrypt of a 512 MiB image: coffer vs skopeo (here);
+ *   - the guest's pull + decrypt + unpack: coffer pull vs skopeo copy + umoci unpack (bench/pull.ts);
+ *   - the key broker under load: no peer runs here, absolute goals (bench/kbs-load.ts);
+ *   - the encrypted filesystem: coffer mount vs gocryptfs with fio and tar (bench/fs.ts).
+ * COFFER_BENCH_ONLY=copy,crypt,pull,kbs,fs runs a subset (the report then says it is partial).
  *
- * Steps:
+ * For copy, encrypt and decrypt:
+ *
  *   1. the image (8 gzip'd layers of 64 MiB) comes from `bench/.cache/`, generated on first use;
  *   2. a registry starts in a temp dir, and an unmeasured skopeo push fills it (the pull source);
  *   3. each direction runs RUNS times per tool, alternating which tool goes first. Every push goes
@@ -29,6 +35,10 @@ import { MiB } from '../lib/util/limits.js'
 import { ensureBenchImage, shapeName, type BenchImage, type ImageShape } from './image.js'
 import { measure, type Measurement } from './measure.js'
 import { generateKeyPair } from '../lib/crypt/keys.js'
+import { benchFs, fsTable } from './fs.js'
+import { benchKbs, kbsTable } from './kbs-load.js'
+import { benchPull, pullTable } from './pull.js'
+import { copyRow, fsRows, kbsRows, pullRow, summaryTable, type SummaryRow } from './summary.js'
 import {
   COPY_GOALS,
   CRYPT_GOALS,
@@ -45,6 +55,10 @@ const SHAPE: ImageShape = {
   gzipLevel: 1,
 }
 const RUNS = envInt('COFFER_BENCH_RUNS', 3)
+/** The parts of the bench, in the order they run; COFFER_BENCH_ONLY=crypt,fs runs a subset. */
+const SECTIONS = ['copy', 'crypt', 'pull', 'kbs', 'fs'] as const
+type Section = (typeof SECTIONS)[number]
+const ONLY = sectionsToRun(process.env.COFFER_BENCH_ONLY)
 /** Where registry storage and pulled layouts go (a disk by default; /dev/shm takes the disk out). */
 const WORK_PARENT = process.env.COFFER_BENCH_TMPDIR || tmpdir()
 
@@ -113,15 +127,17 @@ async function main(): Promise<void> {
   }
   try {
     // === 2. the pull source, filled once by an unmeasured push
-    const registry = await startRegistry('registry-src')
-    const host = registry.host
-    log(`registry: ${host} (pid ${registry.pid})`)
-    const source = `docker://${host}/bench-src:1`
-    const warm = await measure('skopeo', ['copy', '--dest-tls-verify=false', layoutName(image), source], {
-      signal,
-    })
-    if (warm.exitCode !== 0) throw new Error(`warm-up push failed: ${warm.stderr.trim()}`)
-    log(`warm-up push (skopeo, unmeasured): ${warm.seconds.toFixed(2)} s`)
+    let source = ''
+    if (ONLY.has('copy')) {
+      const registry = await startRegistry('registry-src')
+      log(`registry: ${registry.host} (pid ${registry.pid})`)
+      source = `docker://${registry.host}/bench-src:1`
+      const warm = await measure('skopeo', ['copy', '--dest-tls-verify=false', layoutName(image), source], {
+        signal,
+      })
+      if (warm.exitCode !== 0) throw new Error(`warm-up push failed: ${warm.stderr.trim()}`)
+      log(`warm-up push (skopeo, unmeasured): ${warm.seconds.toFixed(2)} s`)
+    }
 
     // === 3. the measured runs
     const runs: { label: string; tool: string; m: Measurement }[] = []
@@ -129,26 +145,36 @@ async function main(): Promise<void> {
     // The encrypted source for decryption, made once (unmeasured) by skopeo, the reference tool.
     const keys = await benchKeys(work)
     const encrypted = join(work, 'encrypted-src')
-    const enc = await measure(
-      'skopeo',
-      ['copy', '--encryption-key', `jwe:${keys.pub}`, layoutName(image), `oci:${encrypted}:bench`],
-      { signal },
-    )
-    if (enc.exitCode !== 0) throw new Error(`preparing the encrypted source failed: ${enc.stderr.trim()}`)
+    if (ONLY.has('crypt')) {
+      const enc = await measure(
+        'skopeo',
+        ['copy', '--encryption-key', `jwe:${keys.pub}`, layoutName(image), `oci:${encrypted}:bench`],
+        { signal },
+      )
+      if (enc.exitCode !== 0) throw new Error(`preparing the encrypted source failed: ${enc.stderr.trim()}`)
+    }
 
-    const directions: { label: string; goals: Goals; job: (tool: Tool, i: number) => Promise<Job> }[] = [
+    const directions: {
+      section: Section
+      label: string
+      goals: Goals
+      job: (tool: Tool, i: number) => Promise<Job>
+    }[] = [
       {
+        section: 'copy',
         label: 'copy layout → registry',
         goals: COPY_GOALS,
         job: async (tool, i) =>
           pushJob(tool, image, await startRegistry(`registry-${tool}-${i}`), `${tool}-bench:1`, cofferBin),
       },
       {
+        section: 'copy',
         label: 'copy registry → layout',
         goals: COPY_GOALS,
         job: async (tool, i) => pullJob(tool, image, source, join(work, `pull-${tool}-${i}`), cofferBin),
       },
       {
+        section: 'crypt',
         label: 'encrypt layout → layout (jwe, EC P-256)',
         goals: CRYPT_GOALS,
         job: async (tool, i) =>
@@ -162,6 +188,7 @@ async function main(): Promise<void> {
           ),
       },
       {
+        section: 'crypt',
         label: 'decrypt layout → layout',
         goals: CRYPT_GOALS,
         job: async (tool, i) =>
@@ -175,7 +202,7 @@ async function main(): Promise<void> {
           ),
       },
     ]
-    for (const { label, goals, job } of directions) {
+    for (const { label, goals, job } of directions.filter((d) => ONLY.has(d.section))) {
       const row: Row = { label, goals, coffer: [], skopeo: [] }
       for (let i = 0; i < RUNS; i++) {
         const order: Tool[] = i % 2 === 0 ? ['coffer', 'skopeo'] : ['skopeo', 'coffer']
@@ -204,11 +231,40 @@ async function main(): Promise<void> {
       rows.push(row)
     }
 
-    // === 4. the report
-    const table = resultsTable(rows, image)
+    const summary: SummaryRow[] = rows.map((row) =>
+      copyRow(row, image.totalBytes, machineValue(machine, 'skopeo').replace('skopeo version', 'skopeo')),
+    )
+    const sections: string[] = []
+    if (rows.length > 0) sections.push(copySection(image, resultsTable(rows, image)))
+
+    // === 4. the guest's pull, the key broker, the encrypted filesystem (each its own module)
+    if (ONLY.has('pull')) {
+      signal.throwIfAborted()
+      log('pull + decrypt + unpack: coffer pull vs skopeo copy + umoci unpack')
+      const r = await benchPull(cofferBin, root)
+      summary.push(pullRow(r))
+      sections.push(`## Pull + decrypt + unpack (the guest)\n\n${PULL_METHOD}\n\n${pullTable(r)}`)
+    }
+    if (ONLY.has('kbs')) {
+      signal.throwIfAborted()
+      log('KBS: resource GETs and sample handshakes under load')
+      const r = await benchKbs(cofferBin)
+      summary.push(...kbsRows(r))
+      sections.push(`## Key broker\n\n${KBS_METHOD}\n\n${kbsTable(r)}`)
+    }
+    if (ONLY.has('fs')) {
+      signal.throwIfAborted()
+      log('encrypted filesystem: fio and tar -x on plain, gocryptfs and coffer')
+      const r = await benchFs(cofferBin)
+      summary.push(...fsRows(r))
+      sections.push(`## Encrypted filesystem (FUSE)\n\n${FS_METHOD}\n\n${fsTable(r)}`)
+    }
+
+    // === 5. the report
+    const table = summaryTable(summary)
     process.stdout.write(`\n${table}\n\n`)
     const path = join(root, 'bench', 'RESULTS.md')
-    await writeFile(path, report(machine, image, table, runsTable(runs)))
+    await writeFile(path, report(machine, table, sections, runs.length > 0 ? runsTable(runs) : undefined))
     log(`wrote ${path}`)
   } finally {
     for (const registry of registries) await registry.stop()
@@ -348,25 +404,51 @@ async function blobBytes(layout: string): Promise<number> {
   return total
 }
 
-function report(machineLines: [string, string][], image: BenchImage, table: string, runs: string): string {
+function report(
+  machineLines: [string, string][],
+  summary: string,
+  sections: string[],
+  runs: string | undefined,
+): string {
   const machine = machineLines.map(([k, v]) => `- ${k}: ${v}`).join('\n')
-  const { layers, layerBytes, gzipLevel } = image.shape
-  return `# coffer vs skopeo: copy, encrypt, decrypt
+  const partial =
+    ONLY.size < SECTIONS.length
+      ? `\n**Partial run**: only ${[...ONLY].join(', ')} (COFFER_BENCH_ONLY).\n`
+      : ''
+  return `# coffer vs the peer tools
 
-Written by \`npm run bench\` (bench/run.ts). Do not edit by hand.
-
+Written by \`npm run bench\` (bench/run.ts). Do not edit by hand; the analysis is in \`bench/NOTES.md\`.
+${partial}
 ## Machine
 
 ${machine}
 
-## Image
+## Summary
+
+Every row is coffer against the real peer tool, measured on this machine in the same run.
+"coffer vs peer" is a speed factor, higher is better: the peer's time over coffer's for timed
+jobs, coffer's rate over the peer's for rates. Peak RSS is the process tree's (for FUSE and the
+KBS, the serving process's).
+
+${summary}
+
+${sections.join('\n\n')}
+${runs === undefined ? '' : `\n## All copy, encrypt and decrypt runs\n\n${runs}\n`}`
+}
+
+/** The copy / encrypt / decrypt section: the image, how each job ran, and the per-row table. */
+function copySection(image: BenchImage, table: string): string {
+  const { layers, layerBytes, gzipLevel } = image.shape
+  return `## Copy, encrypt, decrypt (coffer vs skopeo)
+
+### Image
 
 - ${layers} layers of ${mib(layerBytes)} each: one file of AES-128-CTR keystream (incompressible) in a
   tar, gzip level ${gzipLevel}, media type \`application/vnd.oci.image.layer.v1.tar+gzip\`
 - ${image.blobs} blobs (config + layers), ${image.totalBytes} bytes (${mib(image.totalBytes)}) in total
 - manifest \`${image.manifestDigest}\`
 
-## Method
+### Method
 
 - Registry: Debian \`docker-registry\` (distribution 2.8) on 127.0.0.1, filesystem storage under
   \`${WORK_PARENT}\` (as pulled layouts), no TLS, no auth.
@@ -380,28 +462,50 @@ ${machine}
   \`coffer copy --src-tls-verify=false docker://HOST/bench-src:1 oci:NEWDIR:x\` vs
   \`skopeo copy --src-tls-verify=false …\`, a new empty directory per run, deleted after the run;
   checked by \`blobsCopied\`, rchar ≥ half the image and the blob bytes on disk.
-- Both tools at their defaults (6 blobs at a time). ${RUNS} runs per tool and direction, alternating
-  which tool goes first; \`sync\` before each run.
-- Time: wall clock from spawn to exit, median of the runs. Peak RSS: the largest of the runs, each the
-  maximum of (a) the process tree's summed \`VmHWM\` polled from /proc every 50 ms and (b) GNU time's \`%M\`.
-
 - encrypt / decrypt layout → layout: \`coffer copy --encryption-key jwe:KEY.pub\` (or
   \`--decryption-key KEY\`) vs \`skopeo copy\` with the same flags, a new directory per run; the
   decryption source is the image encrypted once by skopeo (unmeasured). Checked by the blob bytes on disk.
+- Both tools at their defaults (6 blobs at a time). ${RUNS} runs per tool and job, alternating
+  which tool goes first; \`sync\` before each run.
+- Time: wall clock from spawn to exit, median of the runs. Peak RSS: the largest of the runs, each the
+  maximum of (a) the process tree's summed \`VmHWM\` polled from /proc every 50 ms and (b) GNU time's \`%M\`.
+- Goals: copies ≤ ${COPY_GOALS.maxTimeRatio}× skopeo's time and ≤ ${COPY_GOALS.maxRssMiB} MiB (issue 3);
+  encryption and decryption ≤ ${CRYPT_GOALS.maxTimeRatio}× skopeo's time (5× faster) and ≤ ${CRYPT_GOALS.maxRssMiB} MiB (issue 4).
 
-## Goals
+### Results
 
-- copies: coffer's time ≤ ${COPY_GOALS.maxTimeRatio}× skopeo's, peak RSS ≤ ${COPY_GOALS.maxRssMiB} MiB
-- encryption and decryption: coffer's time ≤ ${CRYPT_GOALS.maxTimeRatio}× skopeo's (5× faster), peak RSS ≤ ${CRYPT_GOALS.maxRssMiB} MiB
+${table}`
+}
 
-## Results
+const PULL_METHOD = `The same image, encrypted once by skopeo for an EC P-256 jwe key and pushed to a loopback
+registry. \`coffer pull --decryption-key KEY … --rootfs DIR\` (fetch, decrypt, verify the HMAC, digests
+and diff_ids, unpack into its layer store and a rootfs) against \`skopeo copy --decryption-key\` into an
+OCI layout followed by \`umoci unpack\`, one run each. Goal (issue 7): ≤ 0.5× the peers' summed time,
+peak RSS ≤ 150 MiB. Details: \`bench/pull.ts\`.`
 
-${table}
+const KBS_METHOD = `\`coffer kbs serve\` (memory store, sample attester) in its own process on loopback; the load
+generator runs here with keep-alive connections, each virtual guest holding its own token. No peer:
+trustee's KBS is not packaged for Debian and cannot be fetched here (only the npm and Debian
+registries are reachable). Goal (issue 6): ≥ 1,000 GETs/s with p99 < 20 ms, ≥ 200 handshakes/s.
+Details: \`bench/kbs-load.ts\`.`
 
-## All runs
+const FS_METHOD = `fio (psync, one job) sequential 1 MiB write and read of 256 MiB, random 4 KiB write and read
+of 64 MiB for 8 s, and \`tar -x\` of a 20,000-file tree, on a plain directory, a Debian gocryptfs mount
+(\`-fg\`) and a \`coffer mount --volume\`, each FUSE server in its own process. Page caches are dropped
+before each read job where the kernel allows it. Goal (issue 8): ≥ 1.0× gocryptfs's sequential
+throughput, ≥ 0.7× its random 4 KiB IOPS. Details: \`bench/fs.ts\`.`
 
-${runs}
-`
+function sectionsToRun(value: string | undefined): Set<Section> {
+  if (value === undefined || value.trim() === '') return new Set(SECTIONS)
+  const picked = value.split(',').map((v) => v.trim())
+  for (const p of picked)
+    if (!(SECTIONS as readonly string[]).includes(p))
+      throw new Error(`COFFER_BENCH_ONLY: unknown part "${p}" (parts: ${SECTIONS.join(', ')})`)
+  return new Set(picked as Section[])
+}
+
+function machineValue(lines: [string, string][], key: string): string {
+  return lines.find(([k]) => k === key)?.[1] ?? key
 }
 
 /** Flushes dirty pages so one run's writeback does not land in the next run's time. */
