@@ -226,7 +226,7 @@ program
       .choices(['legacy', 'oci-1-1'])
       .default('legacy'),
   )
-registryFlags(program.commands.at(-1)!, '', 'registry')
+registryFlags(program.commands.at(-1)!, '', 'image')
 commonFlags(program.commands.at(-1)!, false)
   .addHelpText(
     'after',
@@ -252,7 +252,7 @@ program
   )
   .option('--key <file>', 'cosign public key (PEM) or OpenPGP public keyring, instead of a policy')
   .option('--registries.d <dir>', 'registries.d directory: lookaside and use-sigstore-attachments')
-registryFlags(program.commands.at(-1)!, '', 'registry')
+registryFlags(program.commands.at(-1)!, '', 'image')
 commonFlags(program.commands.at(-1)!, false)
   .addHelpText(
     'after',
@@ -290,7 +290,7 @@ const listTags = program
   .command('list-tags')
   .description('List the tags of a repository in a registry.')
   .argument('<repository>', 'docker://HOST/REPO (a tag, if given, is ignored)')
-registryFlags(listTags, '', 'registry')
+registryFlags(listTags, '', 'image')
 commonFlags(listTags, false)
   .addHelpText(
     'after',

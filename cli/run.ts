@@ -53,7 +53,7 @@ export async function run(
       controller.signal.aborted && !(err instanceof CofferError && err.code !== 'ERR_CANCELED')
         ? new CofferError('ERR_CANCELED', 'canceled', { cause: err })
         : err
-    report(error, json)
+    await report(error, json)
     process.exitCode = exitCodeFor(error)
   } finally {
     process.off('SIGINT', onSignal)
@@ -61,13 +61,17 @@ export async function run(
   }
 }
 
-function report(err: unknown, json: boolean): void {
+async function report(err: unknown, json: boolean): Promise<void> {
   if (err instanceof CofferError) {
+    // Loaded on failure only: start-up stays free of the hint table.
+    const { hintFor } = await import('../lib/util/error-hints.js')
+    // The message names the cause; the hint names the fix (the error's own, else its code's).
+    const hint = err.hint ?? hintFor(err.code)
     if (json)
       process.stdout.write(
-        `${JSON.stringify({ error: { code: err.code, class: err.errorClass, message: err.message } })}\n`,
+        `${JSON.stringify({ error: { code: err.code, class: err.errorClass, message: err.message, hint } })}\n`,
       )
-    process.stderr.write(`coffer: ${err.message} [${err.code}]\n`)
+    process.stderr.write(`coffer: ${err.message} [${err.code}]\n  hint: ${hint}\n`)
     return
   }
   // Not one of ours: a bug. Show the stack so it can be reported.

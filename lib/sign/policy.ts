@@ -116,7 +116,8 @@ const sigstoreSigned = z
     { message: 'sigstoreSigned takes at most one rekorPublicKey* field' },
   )
 
-export const requirementSchema = z.union([
+// Discriminated by `type`, so a wrong or missing type names the allowed ones instead of "Invalid input".
+export const requirementSchema = z.discriminatedUnion('type', [
   z.strictObject({ type: z.literal('insecureAcceptAnything') }),
   z.strictObject({ type: z.literal('reject') }),
   signedBy,

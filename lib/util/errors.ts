@@ -159,12 +159,15 @@ export type CofferErrorCode = keyof typeof CODES
 
 export class CofferError extends Error {
   override readonly name = 'CofferError'
+  /** What the user can do about this failure, when it is more specific than the code's hint. */
+  readonly hint: string | undefined
   constructor(
     readonly code: CofferErrorCode,
     message: string,
-    options?: { cause?: unknown },
+    options?: { cause?: unknown; hint?: string },
   ) {
     super(message, options)
+    this.hint = options?.hint
   }
 
   /** The coarse class of this error's code. */

@@ -17,6 +17,10 @@ export async function readTomlFile(path: string, what: string, code: CofferError
   try {
     return parseToml(text)
   } catch (err) {
-    throw new CofferError(code, `${path} is not valid TOML: ${(err as Error).message.split('\n')[0]}`)
+    // smol-toml knows where it stopped; name the place so the user need not search for it.
+    const { line, column } = err as { line?: number; column?: number }
+    const at = line === undefined ? '' : `:${line}${column === undefined ? '' : `:${column}`}`
+    const why = (err as Error).message.split('\n')[0]!.replace(/^Invalid TOML document: /, '')
+    throw new CofferError(code, `${path}${at} is not valid TOML: ${why}`, { cause: err })
   }
 }
