@@ -9,6 +9,7 @@ import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { ERROR_HINTS } from '../../lib/util/error-hints.js'
+import { collectCommands } from '../../scripts/gen-command-reference.mjs'
 import { coffer } from '../helpers/coffer.js'
 import { makeSampleLayout } from '../helpers/skopeo.js'
 
@@ -230,19 +231,7 @@ describe('hints only tell users to run what exists', () => {
 
 /** `coffer [sub…] --help` for every command and subcommand, keyed by the command words. */
 async function allHelp(): Promise<Map<string, string>> {
-  const out = new Map<string, string>()
-  const visit = async (words: string[]): Promise<void> => {
-    const run = await coffer([...words, '--help'])
-    expect(run.code, `coffer ${words.join(' ')} --help`).toBe(0)
-    out.set(words.join(' '), run.stdout)
-    const section = /\nCommands:\n([\s\S]*?)(?:\n\n|$)/.exec(run.stdout)?.[1] ?? ''
-    for (const line of section.split('\n')) {
-      const name = /^ {2}([a-z][a-z-]*)/.exec(line)?.[1]
-      if (name && name !== 'help') await visit([...words, name])
-    }
-  }
-  await visit([])
-  return out
+  return new Map((await collectCommands()).map((c) => [c.path.join(' '), c.help]))
 }
 
 async function exists(path: string): Promise<boolean> {
