@@ -13,7 +13,10 @@ import { readTomlFile } from '../util/toml-file.js'
 const Location = z.string().min(1).max(4096)
 
 export const ImageServiceConfigSchema = z.strictObject({
-  /** Layer store, image records and rootfs staging (default /run/coffer/image, or $XDG_RUNTIME_DIR). */
+  /**
+   * Holds `store/` (layers, image records) and the service's rootfs trees. Default: the store at
+   * /var/lib/coffer/image (root) or ~/.local/share/coffer/image, the trees beside it.
+   */
   work_dir: z.string().optional(),
   kbs: z
     .strictObject({

@@ -46,7 +46,10 @@ export const KbsConfigSchema = z.strictObject({
         .min(10)
         .max(24 * 3600)
         .default(300),
-      /** ES256 private key (PEM) signing tokens; replicas must share it. Generated in data_dir if absent. */
+      /**
+       * ES256 private key (PEM) signing tokens; replicas must share it. Absent: a fresh key in
+       * memory per process, so tokens do not outlive a restart.
+       */
       token_key: z.string().optional(),
       /** The sample verifier proves nothing: it is off unless this is true. */
       allow_sample: z.boolean().default(false),

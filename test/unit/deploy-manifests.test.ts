@@ -14,6 +14,7 @@ import { describe, expect, it } from 'vitest'
 import { keyOf } from '../../lib/csi/controller.js'
 import { DRIVER_NAME } from '../../lib/csi/driver.js'
 import { socketPathOf } from '../../lib/csi/server.js'
+import { parseImageServiceConfig } from '../../lib/image/config.js'
 import { parseKbsConfig } from '../../lib/kbs/config.js'
 import { PostgresStoreSettings } from '../../plugins/kbs-store/postgres/settings.js'
 
@@ -274,5 +275,15 @@ describe('deploy/ manifests', () => {
     expect(df).toMatch(/apt-get install[^\n]*libfuse2 fuse/)
     expect(df).toMatch(/COPY --from=build \/src\/dist dist/)
     expect(df).toContain('npm run build')
+  })
+})
+
+describe('deploy/kubernetes/image-service/config.example.toml', () => {
+  it('passes the image service’s own parser, with a KBS-held policy', () => {
+    const path = join(DEPLOY, 'kubernetes', 'image-service', 'config.example.toml')
+    const config = parseImageServiceConfig(parseToml(readFileSync(path, 'utf8')), dirname(path))
+    expect(config.kbs?.url).toMatch(/^https:\/\//)
+    expect(config.image.policy).toMatch(/^kbs:\/\/\//)
+    expect(config.image.insecure_accept_anything).toBe(false)
   })
 })
