@@ -92,7 +92,7 @@ export async function demoCommand(opts: Record<string, unknown>, ctx: CommandCon
     failure ??= err
   }
   if (result && failure === undefined) ctx.emit({ result })
-  session.steps.summary()
+  session.steps.summary(failure === undefined ? 'ok' : ctx.signal.aborted ? 'interrupted' : 'failed')
   if (failure !== undefined) throw failure
   if (keep) ctx.say(`\nThe work directory is kept: ${work}`)
 }

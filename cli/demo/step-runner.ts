@@ -79,20 +79,21 @@ export class StepRunner {
     this.ctx.say(`    ${line}`)
   }
 
-  /** The table of steps and the total time. */
-  summary(): { totalMs: number; ok: boolean } {
+  /** The table of steps, the total time and the outcome (a hold or a signal can end a demo whose steps all passed). */
+  summary(outcome: 'ok' | 'failed' | 'interrupted'): void {
     const totalMs = Math.round(performance.now() - this.started)
-    const ok = this.records.every((r) => r.ok)
     this.ctx.emit({
-      summary: { ok, totalMs, steps: this.records.map(({ step, ok, ms }) => ({ step, ok, ms })) },
+      summary: {
+        outcome,
+        totalMs,
+        steps: this.records.map(({ step, ok, ms }) => ({ step, ok, ms })),
+      },
     })
     const width = Math.max(0, ...this.records.map((r) => r.step.length))
-    this.ctx.say(
-      `\nSummary: ${ok ? 'every step passed' : 'a step failed'} in ${(totalMs / 1000).toFixed(1)} s`,
-    )
+    const verdict = { ok: 'every step passed', failed: 'a step failed', interrupted: 'interrupted' }[outcome]
+    this.ctx.say(`\nSummary: ${verdict}, ${(totalMs / 1000).toFixed(1)} s in all`)
     for (const r of this.records)
       this.ctx.say(`  ${r.ok ? '✔' : '✘'} ${r.step.padEnd(width)} ${String(r.ms).padStart(6)} ms`)
-    return { totalMs, ok }
   }
 
   private async hold(id: string): Promise<void> {
