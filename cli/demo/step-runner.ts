@@ -11,7 +11,8 @@ import type { CommandContext } from '../run.js'
 
 /**
  * Test-only hook: after the step with this id, the demo waits (`{"held": id}`) until it is
- * interrupted, so a test can send SIGINT at a known point with every process of that point up.
+ * interrupted (SIGINT/SIGTERM) or told to go on (SIGUSR2), so a test can interrupt it, or break
+ * something under it, at a known point with every process of that point up.
  */
 export const TEST_HOLD_AFTER_ENV = 'COFFER_TEST_DEMO_HOLD_AFTER'
 
@@ -100,8 +101,14 @@ export class StepRunner {
     this.ctx.emit({ held: id })
     const signal = this.ctx.signal
     await new Promise<void>((resolve) => {
-      if (signal.aborted) resolve()
-      else signal.addEventListener('abort', () => resolve(), { once: true })
+      const done = (): void => {
+        process.off('SIGUSR2', done)
+        signal.removeEventListener('abort', done)
+        resolve()
+      }
+      if (signal.aborted) return resolve()
+      signal.addEventListener('abort', done, { once: true })
+      process.on('SIGUSR2', done)
     })
     throwIfAborted(signal)
   }

@@ -37,7 +37,7 @@ export async function proveEncryptedVolume(
   backing: string,
   plaintext: string,
 ): Promise<VolumeProof> {
-  await writeFile(join(mountpoint, VOLUME_FILE), plaintext)
+  await throughMount('write', () => writeFile(join(mountpoint, VOLUME_FILE), plaintext))
   const backingNames = (await readdir(backing)).sort()
   const encrypted = backingNames.filter((n) => n !== DIRIV)
   if (encrypted.length !== 1 || backingNames.some((n) => n.includes('written')))
@@ -53,7 +53,7 @@ export async function proveEncryptedVolume(
       'ERR_INTERNAL',
       `the backing file is not gocryptfs ciphertext of the written file (${ciphertext.length} bytes)`,
     )
-  const readBack = await readFile(join(mountpoint, VOLUME_FILE), 'utf8')
+  const readBack = await throughMount('read', () => readFile(join(mountpoint, VOLUME_FILE), 'utf8'))
   if (readBack !== plaintext)
     throw new CofferError(
       'ERR_STORAGE_CORRUPT',
@@ -66,6 +66,22 @@ export async function proveEncryptedVolume(
     backingNames,
     encryptedName,
     ciphertext: ciphertext.toString('base64'),
+  }
+}
+
+/** A read or write through the mount; a mount whose server is gone answers ENOTCONN. */
+async function throughMount<T>(what: string, io: () => Promise<T>): Promise<T> {
+  try {
+    return await io()
+  } catch (cause) {
+    const code = (cause as NodeJS.ErrnoException).code ?? 'error'
+    throw new CofferError(
+      'ERR_STORAGE_MOUNT_FAILED',
+      `cannot ${what} ${VOLUME_FILE} through the mount (${code})`,
+      {
+        cause,
+      },
+    )
   }
 }
 

@@ -294,4 +294,25 @@ describe('coffer demo', () => {
     },
     180_000,
   )
+
+  it('a mount server that dies mid-way fails the demo at the next step, and the cleanup still detaches its mount and stops the rest', async () => {
+    const demo = startDemo([], { [TEST_HOLD_AFTER_ENV]: 'volume-mount' })
+    await demo.waitFor((l) => l.held === 'volume-mount')
+    const { workdir } = startOf(demo.lines)
+    const pids = started(demo.lines)
+    const server = demo.lines.find(
+      (l) => (l.process as { name?: string } | undefined)?.name === 'mount server',
+    )!
+    process.kill((server.process as { pid: number }).pid, 'SIGKILL')
+    process.kill(demo.pid, 'SIGUSR2')
+    const { code, stderr } = await demo.exit
+    expect(code).not.toBe(0)
+    expect(stderr).toContain('ERR_STORAGE_MOUNT_FAILED')
+    const failed = demo.lines.find((l) => l.step === 'volume-write')!
+    expect(failed).toMatchObject({ ok: false, error: { code: 'ERR_STORAGE_MOUNT_FAILED' } })
+    expect(demo.lines.find((l) => l.step === 'cleanup')!.ok).toBe(true)
+    expect((demo.lines.find((l) => 'summary' in l)!.summary as { outcome: string }).outcome).toBe('failed')
+    await expectNothingLeft(demo.pid, pids, workdir)
+    await expect(stat(workdir)).rejects.toThrow()
+  }, 180_000)
 })
