@@ -10,7 +10,7 @@
  *   (allow_sample), with the attester's warning printed on every use.
  */
 import { createHash } from 'node:crypto'
-import { access, constants } from 'node:fs/promises'
+import { access, constants, readdir } from 'node:fs/promises'
 import { delimiter, join } from 'node:path'
 import { extendPcr } from '../../lib/attest/tpm/device.js'
 import { provisionAk } from '../../lib/attest/tpm/provision.js'
@@ -33,6 +33,11 @@ const TPM_PROGRAMS = [
   'tpm2_pcrextend',
 ]
 
+/** tpm2-tools reach swtpm through this TCTI, loaded at run time (Debian: libtss2-tcti-swtpm0). */
+const SWTPM_TCTI_LIBRARY = 'libtss2-tcti-swtpm.so.0'
+/** Where the dynamic loader finds it: the usual directories and their multiarch subdirectories. */
+const LIBRARY_DIRS = ['/usr/lib', '/usr/local/lib', '/lib']
+
 /** The PCR the guest's stand-in boot measurement goes into. */
 export const BOOT_PCR = 11
 
@@ -51,6 +56,7 @@ export interface AttesterPlan {
 export async function planAttester(choice: AttesterChoice): Promise<AttesterPlan> {
   if (choice === 'sample') return { name: 'sample', reason: '--attester sample was given' }
   const missing = await missingPrograms(TPM_PROGRAMS)
+  if (!(await hasLibrary(SWTPM_TCTI_LIBRARY))) missing.push(SWTPM_TCTI_LIBRARY)
   if (missing.length === 0)
     return {
       name: 'tpm',
@@ -145,4 +151,19 @@ async function missingPrograms(names: readonly string[]): Promise<string[]> {
     if (!found) missing.push(name)
   }
   return missing
+}
+
+async function hasLibrary(file: string): Promise<boolean> {
+  for (const dir of LIBRARY_DIRS) {
+    const multiarch = (await readdir(dir).catch(() => [])).filter((d) => d.endsWith('-linux-gnu'))
+    for (const d of [dir, ...multiarch.map((m) => join(dir, m))])
+      if (
+        await access(join(d, file)).then(
+          () => true,
+          () => false,
+        )
+      )
+        return true
+  }
+  return false
 }
