@@ -14,7 +14,7 @@ export interface DemoKeys {
   admin: KeyObject
   kek: Buffer
   jwe: { publicPem: string; privatePem: string }
-  /** The cosign private key, decrypted in memory. */
+  /** The cosign private key (the file holds it encrypted with a password that was never stored). */
   cosignKey: KeyObject
   cosignPub: string
 }
@@ -28,17 +28,21 @@ export async function generateDemoKeys(dir: string): Promise<DemoKeys> {
   const jwe = await generateKeyPair('ec', { curve: 'P-256' })
   await writeFile(join(dir, 'demo.key'), jwe.privatePem, { mode: 0o600 })
   await writeFile(join(dir, 'demo.pub'), jwe.publicPem)
-  const { generateCosignKeyPair, decryptCosignPrivateKey } = await import('../../lib/sign/cosign-key.js')
+  // The signing key stays in memory as generated; only the file copy is encrypted (one scrypt, not two).
+  const { encryptCosignPrivateKey } = await import('../../lib/sign/cosign-key.js')
+  const cosign = generateKeyPairSync('ec', { namedCurve: 'P-256' })
+  const cosignPub = cosign.publicKey.export({ format: 'pem', type: 'spki' }).toString()
   const password = randomBytes(16).toString('hex')
-  const cosign = await generateCosignKeyPair(password)
-  await writeFile(join(dir, 'cosign.key'), cosign.privatePem, { mode: 0o600 })
-  await writeFile(join(dir, 'cosign.pub'), cosign.publicPem)
+  const pkcs8 = cosign.privateKey.export({ format: 'der', type: 'pkcs8' })
+  await writeFile(join(dir, 'cosign.key'), await encryptCosignPrivateKey(pkcs8, password), { mode: 0o600 })
+  pkcs8.fill(0)
+  await writeFile(join(dir, 'cosign.pub'), cosignPub)
   return {
     dir,
     admin: admin.privateKey,
     kek,
     jwe: { publicPem: jwe.publicPem, privatePem: jwe.privatePem },
-    cosignKey: await decryptCosignPrivateKey(cosign.privatePem, password),
-    cosignPub: cosign.publicPem,
+    cosignKey: cosign.privateKey,
+    cosignPub,
   }
 }
