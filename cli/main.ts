@@ -770,7 +770,7 @@ program
     '--keep',
     'keep the temporary work directory (keys, layouts, rootfs, KBS log) and print where it is',
   )
-  .option('--workdir <dir>', 'work in this directory instead of a temporary one, and keep it')
+  .option('--workdir <dir>', 'work in this directory (new or empty) instead of a temporary one, and keep it')
   .option('-q, --quiet', 'print nothing but errors')
   .option(
     '--json',

@@ -1,4 +1,4 @@
-import { mkdir, mkdtemp, rm } from 'node:fs/promises'
+import { mkdir, mkdtemp, readdir, rm } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { join, resolve } from 'node:path'
 import { CofferError } from '../../lib/util/errors.js'
@@ -26,6 +26,12 @@ export async function demoCommand(opts: Record<string, unknown>, ctx: CommandCon
   if (!ATTESTER_CHOICES.includes(choice))
     throw new CofferError('ERR_USAGE', `--attester must be one of ${ATTESTER_CHOICES.join(', ')}`)
   const given = typeof opts.workdir === 'string'
+  // A second run into the same directory would meet the first one's registry, store and rootfs.
+  if (given && (await readdir(opts.workdir as string).catch(() => [])).length > 0)
+    throw new CofferError(
+      'ERR_USAGE',
+      `--workdir ${opts.workdir as string} is not empty: give a new or empty directory`,
+    )
   const keep = given || opts.keep === true
   const work = given ? resolve(opts.workdir as string) : await mkdtemp(join(tmpdir(), 'coffer-demo-'))
   const cleanup = new CleanupStack()

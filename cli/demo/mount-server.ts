@@ -5,6 +5,7 @@
  * the filesystem answers; SIGTERM makes it unmount, drop the key and remove the backing directory.
  */
 import { spawn } from 'node:child_process'
+import { realpath } from 'node:fs/promises'
 import { fileURLToPath } from 'node:url'
 import { cofferMountpoints } from '../../lib/storage/mount/state.js'
 import { lazyUnmount } from '../../lib/storage/fuse/serve.js'
@@ -31,11 +32,13 @@ export interface MountServer {
  * `stateDir`, and resolves once the mount answers. A failure to come up stops the child first.
  */
 export async function startEphemeralMount(
-  mountpoint: string,
+  mountpointArg: string,
   backing: string,
   stateDir: string,
   o: Io = {},
 ): Promise<MountServer> {
+  // As the kernel lists it in mountinfo, so the checks below recognise it.
+  const mountpoint = await realpath(mountpointArg)
   const child = spawn(
     process.execPath,
     [COFFER_MAIN, 'mount', '--ephemeral', mountpoint, '--backing', backing, '--json'],

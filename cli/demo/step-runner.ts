@@ -75,11 +75,6 @@ export class StepRunner {
     return value
   }
 
-  /** A line under the current step, for the human reader only. */
-  note(line: string): void {
-    this.ctx.say(`    ${line}`)
-  }
-
   /** The table of steps, the total time and the outcome (a hold or a signal can end a demo whose steps all passed). */
   summary(outcome: 'ok' | 'failed' | 'interrupted'): void {
     const totalMs = Math.round(performance.now() - this.started)

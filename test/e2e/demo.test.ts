@@ -12,7 +12,7 @@
  */
 import { execFile, spawn } from 'node:child_process'
 import { constants } from 'node:fs'
-import { access, mkdtemp, readdir, readFile, rm, stat } from 'node:fs/promises'
+import { access, mkdir, mkdtemp, readdir, readFile, rm, stat, writeFile } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { delimiter, join } from 'node:path'
 import { promisify } from 'node:util'
@@ -266,6 +266,17 @@ describe('coffer demo', () => {
     expect(await mountsUnder(result.workdir)).toEqual([])
     for (const pid of started(lines)) expect(await alive(pid)).toBe(false)
   }, 180_000)
+
+  it('refuses a --workdir that is not empty, before starting anything', async () => {
+    const used = join(work, 'used')
+    await mkdir(used)
+    await writeFile(join(used, 'something'), 'x')
+    const run = await coffer(['demo', '--workdir', used])
+    expect(run.code).toBe(2)
+    expect(run.stderr).toContain('is not empty')
+    const bad = await coffer(['demo', '--attester', 'snp'])
+    expect(bad.code).toBe(2)
+  })
 
   it.each(['registry', 'volume-mount'])(
     'SIGINT after the %s step: exit 130, every process it started stopped, nothing mounted, the work directory gone',
