@@ -759,11 +759,49 @@ Examples:
 program
   .command('demo')
   .description(
-    'Run the end-to-end demo on embedded defaults (needs docker-registry; see scripts/install-system-deps.sh).',
+    'Run the end-to-end demo on embedded defaults: build, encrypt, sign and push an image; attest, pull and unpack it as a guest; write to an encrypted volume.',
   )
-  .option('--workdir <dir>', 'keep the demo files here instead of a temporary directory')
+  .option(
+    '--attester <name>',
+    'auto (a software TPM if swtpm and tpm2-tools are installed, else sample), tpm or sample',
+    'auto',
+  )
+  .option(
+    '--keep',
+    'keep the temporary work directory (keys, layouts, rootfs, KBS log) and print where it is',
+  )
+  .option('--workdir <dir>', 'work in this directory (new or empty) instead of a temporary one, and keep it')
   .option('-q, --quiet', 'print nothing but errors')
-  .option('--json', 'machine-readable output: one JSON object per step, then the result')
+  .option(
+    '--json',
+    'machine-readable output: one JSON object per step ({"step", "ok", "ms", ...}), the result, a summary',
+  )
+  .addHelpText(
+    'after',
+    `
+What it does, each step timed:
+  as the image builder and KBS operator
+    builds a two-layer sample image; starts a local registry (docker-registry) and pushes it;
+    generates keys; starts a local KBS (coffer kbs serve) holding the image's key-encryption key,
+    the cosign public key and the guest's signature policy; encrypts the image for
+    kbs:///demo/image-kek/sample (ocicrypt format), pushes it and signs it with cosign
+  as the guest, in its TEE
+    attests: with --attester auto a software TPM (swtpm) gets an attestation key and a measured
+    PCR 11, and the KBS is told to trust exactly those; without swtpm and tpm2-tools the sample
+    attester is used, which proves nothing and says so; then pulls like coffer pull: policy from
+    the KBS, signature verified before any layer is fetched, layers decrypted with the key the KBS
+    released, unpacked into a rootfs that is compared with the sample image; mounts an encrypted
+    ephemeral volume (coffer mount --ephemeral, in a child process), writes a file, shows that the
+    backing directory holds only ciphertext, reads it back and unmounts
+
+Everything the demo starts is stopped and unmounted at the end, also on an error or Ctrl-C.
+Needs docker-registry and FUSE (/dev/fuse); scripts/install-system-deps.sh installs what is missing.
+
+Examples:
+  coffer demo
+  coffer demo --keep --attester sample
+  coffer demo --json | jq -c 'select(.step) | {step, ms}'`,
+  )
   .action((opts: Record<string, unknown>) =>
     run(opts, async (ctx) => (await import('./commands/demo.js')).demoCommand(opts, ctx)),
   )

@@ -1,12 +1,12 @@
-/** The coffer binary as a user meets it: help that teaches, a fast --version, and the demo. */
+/** The coffer binary as a user meets it: help that teaches, a fast --version (the demo: demo.test.ts). */
 import { execFile } from 'node:child_process'
-import { mkdtemp, readdir, readFile, rm, stat } from 'node:fs/promises'
+import { mkdtemp, readFile, rm, stat } from 'node:fs/promises'
 import { promisify } from 'node:util'
 import { tmpdir } from 'node:os'
 import { dirname, join } from 'node:path'
-import { afterAll, beforeAll, describe, expect, it } from 'vitest'
+import { describe, expect, it } from 'vitest'
 import { COFFER_BIN, coffer } from '../helpers/coffer.js'
-import { makeSampleLayout, skopeo } from '../helpers/skopeo.js'
+import { makeSampleLayout } from '../helpers/skopeo.js'
 
 describe('coffer CLI', () => {
   it('--version prints the package version', async () => {
@@ -124,66 +124,5 @@ describe('progress output', () => {
     } finally {
       await rm(work, { recursive: true, force: true })
     }
-  })
-})
-
-describe('coffer demo', () => {
-  let work: string
-  beforeAll(async () => {
-    work = await mkdtemp(join(tmpdir(), 'coffer-demo-test-'))
-  })
-  afterAll(async () => {
-    await rm(work, { recursive: true, force: true })
-  })
-
-  it('runs end to end (build, KBS, encrypt, sign, verify, attest, decrypt), leaves layouts skopeo reads, and leaves nothing running', async () => {
-    const dir = join(work, 'demo')
-    const run = await coffer(['demo', '--json', '--workdir', dir])
-    expect(run.stderr).not.toContain('coffer:')
-    expect(run.code).toBe(0)
-    const lines = run.json()
-    const result = lines.find((l) => 'result' in l)?.result as {
-      digest: string
-      registry: string
-      encrypted: string
-      decrypted: string
-      kbs: string
-      layers: string[]
-    }
-    expect(result.digest).toMatch(/^sha256:[0-9a-f]{64}$/)
-    expect(lines.filter((l) => 'step' in l).map((l) => l.step)).toHaveLength(11)
-    // The guest got the original image back, through the KBS-held key.
-    expect(result.decrypted).toBe(result.digest)
-    const decrypted = JSON.parse(
-      (await skopeo(['inspect', '--raw', `oci:${join(dir, 'decrypted')}:sample`])).stdout,
-    ) as {
-      layers: { digest: string }[]
-    }
-    expect(decrypted.layers.map((l) => l.digest)).toEqual(result.layers)
-    // The encrypted image the demo made is ocicrypt's format: skopeo decrypts it to the same layers.
-    const sk = join(work, 'sk-dec')
-    await skopeo([
-      'copy',
-      '--decryption-key',
-      join(dir, 'keys', 'demo.key'),
-      `oci:${join(dir, 'encrypted')}:sample`,
-      `oci:${sk}:x`,
-    ])
-    const skm = JSON.parse((await skopeo(['inspect', '--raw', `oci:${sk}:x`])).stdout) as {
-      layers: { digest: string }[]
-    }
-    expect(skm.layers.map((l) => l.digest)).toEqual(result.layers)
-    const pulled = JSON.parse((await skopeo(['inspect', `oci:${join(dir, 'pulled')}:sample`])).stdout) as {
-      Digest: string
-    }
-    expect(pulled.Digest).toBe(result.digest)
-    // The registry and the KBS it started are gone: their ports refuse connections.
-    await expect(fetch(`http://${result.registry}/v2/`)).rejects.toThrow()
-    await expect(fetch(`${result.kbs}/healthz`)).rejects.toThrow()
-    // A demo without --workdir cleans up after itself.
-    const before = (await readdir(tmpdir())).filter((n) => n.startsWith('coffer-demo-'))
-    expect((await coffer(['demo', '--quiet'])).code).toBe(0)
-    const after = (await readdir(tmpdir())).filter((n) => n.startsWith('coffer-demo-'))
-    expect(after.sort()).toEqual(before.sort())
   })
 })
