@@ -8,7 +8,7 @@
  * (kill -9) is ignored and removed. Acquiring writes one's own file first and then looks for the
  * other kind, so of a pull and a gc starting together at least one sees the other (Dekker). A
  * waiting gc keeps its file, so new pulls wait behind it and a busy service cannot starve gc; of two
- * gcs the one with the smaller name goes first. Waiting polls (no inotify: the store may be on any
+ * waiting gcs the one with the larger name steps aside, so they cannot wait on each other. Waiting polls (no inotify: the store may be on any
  * file system) and ends on the caller's signal.
  */
 import { randomBytes } from 'node:crypto'
@@ -46,20 +46,20 @@ export async function lockStoreShared(root: string, o: StoreLockOptions = {}): P
   }
 }
 
-/** Exclusive: for gc. Waits until no pull holds the lock and no earlier gc does. */
+/** Exclusive: for gc. Waits until no pull and no other gc holds the lock. */
 export async function lockStoreExclusive(root: string, o: StoreLockOptions = {}): Promise<StoreLock> {
   const dirs = await lockDirs(root)
   let waited = false
   let mine = await createHolder(dirs.exclusive)
   try {
     for (;;) {
-      const earlier = (await liveHolders(dirs.exclusive)).filter((n) => n < mine.name)
+      const gcs = (await liveHolders(dirs.exclusive)).filter((n) => n !== mine.name)
       const pulls = await liveHolders(dirs.shared)
-      if (earlier.length === 0 && pulls.length === 0) return mine
-      if (!waited) o.onWait?.(earlier.length + pulls.length)
+      if (gcs.length === 0 && pulls.length === 0) return mine
+      if (!waited) o.onWait?.(gcs.length + pulls.length)
       waited = true
-      if (earlier.length > 0) {
-        // Step aside for the earlier gc, so two gcs cannot wait on each other.
+      if (gcs.some((n) => n < mine.name)) {
+        // Step aside for a gc with a smaller name, so two waiting gcs cannot wait on each other.
         await mine.release()
         await pause(o)
         mine = await createHolder(dirs.exclusive)
