@@ -137,7 +137,10 @@ export async function imageServiceGcCommand(
     await openLayerStore(resolve(opts.store))
   ).gc({
     signal: ctx.signal,
-    onWait: (n) => ctx.say(`Waiting for ${n} pull${n === 1 ? '' : 's'} (or gc) using the store to finish…`),
+    onWait: (n) => {
+      ctx.emit({ waiting: n })
+      ctx.say(`Waiting for ${n} pull${n === 1 ? '' : 's'} (or gc) using the store to finish…`)
+    },
   })
   ctx.emit({ removed })
   ctx.say(`Removed ${removed.length} unused layers`)

@@ -4,13 +4,15 @@
  * `coffer image-service list|remove --store` (then gc frees their layers); pulling again into the
  * same --rootfs is a coded error before anything is fetched.
  */
+import { spawn } from 'node:child_process'
 import { createHash } from 'node:crypto'
 import { mkdtemp, readdir, readFile, rm } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
+import { createInterface } from 'node:readline'
 import { gzipSync } from 'node:zlib'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
-import { coffer, resultOf } from '../helpers/coffer.js'
+import { coffer, COFFER_BIN, resultOf } from '../helpers/coffer.js'
 import { startGatedProxy, type GatedProxy } from '../helpers/gated-proxy.js'
 import { writeLayerImage, type LayerImage } from '../helpers/layer-image.js'
 import { startRegistry, type TestRegistry } from '../helpers/registry.js'
@@ -90,21 +92,41 @@ describe('coffer pull and the layer store', () => {
     // A pull of `full` reuses that layer and stops at the gate fetching the other one.
     const pulling = coffer(pullArgs(proxy.host, 'full', 'r-full'))
     await proxy.reached
-    let gcDone = false
-    const gc = coffer(['image-service', 'gc', '--json', '--store', store()]).then((r) => {
-      gcDone = true
-      return r
+    // gc's first line says it is waiting for the pull; without the lock it would exit having
+    // deleted the reused layer under the pull.
+    const gcProcess = spawn(
+      process.execPath,
+      [COFFER_BIN, 'image-service', 'gc', '--json', '--store', store()],
+      {
+        stdio: ['ignore', 'pipe', 'pipe'],
+      },
+    )
+    const gcLines: string[] = []
+    const gc = new Promise<{ code: number | null; lines: string[] }>((resolve) => {
+      createInterface({ input: gcProcess.stdout! }).on('line', (l) => gcLines.push(l))
+      gcProcess.once('exit', (code) => resolve({ code, lines: gcLines }))
     })
-    await new Promise((r) => setTimeout(r, 1500))
-    expect(gcDone).toBe(false) // waiting for the pull, not deleting under it
+    const first = await Promise.race([
+      new Promise<string>((resolve) => {
+        const poll = setInterval(() => {
+          if (gcLines.length) {
+            clearInterval(poll)
+            resolve(gcLines[0]!)
+          }
+        }, 20)
+      }),
+      gc.then(() => 'exited'),
+    ])
+    expect(first).toBe(JSON.stringify({ waiting: 1 }))
+    expect(gcProcess.exitCode).toBeNull()
     proxy.open()
     const pulled = await pulling
     expect(pulled.code, pulled.stderr).toBe(0)
     expect(resultOf(pulled)).toMatchObject({ layersReused: 1, layersUnpacked: 1 })
     expect(await readFile(file('r-full/rootfs/etc/os-release'), 'utf8')).toBe('ID=coffer\n')
     const collected = await gc
-    expect(collected.code, collected.stderr).toBe(0)
-    expect(collected.json()[0]!.removed).toEqual([])
+    expect(collected.code).toBe(0)
+    expect(JSON.parse(collected.lines.at(-1)!)).toEqual({ removed: [] })
     expect(await layersInStore()).toEqual(full.diffIds.map((d) => d.slice(7)).sort())
 
     // Removing `full` by its image digest lets gc free both layers.
