@@ -690,16 +690,31 @@ commonFlags(serveImages, false).action((opts: Record<string, unknown>) =>
 for (const [name, description, hasImage] of [
   ['pull', "Ask the service to pull an image (policy, keys and limits are the service's).", true],
   ['status', 'Show a pulled image.', true],
-  ['remove', 'Forget an image; its layers go at the next gc unless another image uses them.', true],
-  ['list', 'List pulled images.', false],
+  [
+    'remove',
+    'Forget an image (through the service, or with --store in a store coffer pull wrote); its layers go at the next gc unless another image uses them.',
+    true,
+  ],
+  ['list', 'List pulled images (through the service, or with --store the records in a store).', false],
 ] as const) {
   const cmd = imageService.command(name).description(description)
-  if (hasImage) cmd.argument('<image>', 'REFERENCE (HOST/REPO:TAG) or docker://…')
+  if (hasImage)
+    cmd.argument(
+      '<image>',
+      name === 'remove'
+        ? 'REFERENCE (HOST/REPO:TAG), docker://…, or with --store an image digest sha256:…'
+        : 'REFERENCE (HOST/REPO:TAG) or docker://…',
+    )
   cmd
     .option('--socket <path>', 'the service socket (default /run/coffer/image-service.sock)')
     .option('-q, --quiet', 'print nothing but errors')
     .option('--json', 'machine-readable output')
   if (name === 'pull') cmd.option('--platform <os/arch[/variant]>', 'image to pick from an index')
+  if (name === 'remove' || name === 'list')
+    cmd.option(
+      '--store <dir>',
+      "work on this layer store's image records directly, without the service (images coffer pull stored)",
+    )
   cmd.action((...args: unknown[]) => {
     const opts = args[hasImage ? 1 : 0] as Record<string, unknown>
     return run(opts, async (ctx) => {
@@ -713,7 +728,9 @@ for (const [name, description, hasImage] of [
 }
 imageService
   .command('gc')
-  .description('Delete stored layers no pulled image uses (run it between pulls).')
+  .description(
+    'Delete stored layers no pulled image uses; waits for pulls using the store (coffer pull or the service) to finish.',
+  )
   .requiredOption('--store <dir>', 'the layer store')
   .option('-q, --quiet', 'print nothing but errors')
   .option('--json', 'machine-readable output')

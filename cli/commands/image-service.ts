@@ -90,6 +90,13 @@ export async function imageServiceListCommand(
   opts: Record<string, unknown>,
   ctx: CommandContext,
 ): Promise<void> {
+  if (typeof opts.store === 'string') {
+    const { listStoredImages } = await import('../../lib/image/stored-images.js')
+    const images = await listStoredImages(await openLayerStore(resolve(opts.store)))
+    ctx.emit({ images })
+    for (const i of images) ctx.say(`${i.manifestDigest}  ${(i.references ?? []).join(', ')}`)
+    return
+  }
   await withClient(opts, async (c) => {
     const images = await c.list()
     ctx.emit({ images })
@@ -102,6 +109,17 @@ export async function imageServiceRemoveCommand(
   opts: Record<string, unknown>,
   ctx: CommandContext,
 ): Promise<void> {
+  if (typeof opts.store === 'string') {
+    const { removeStoredImage } = await import('../../lib/image/stored-images.js')
+    const dropped = await removeStoredImage(await openLayerStore(resolve(opts.store)), image)
+    ctx.emit({ removed: image, records: dropped })
+    ctx.say(
+      dropped.length
+        ? `Removed ${image} (${dropped.join(', ')}); \`coffer image-service gc --store ${opts.store}\` frees its layers`
+        : `Removed the name ${image}; its image is still recorded under other names`,
+    )
+    return
+  }
   await withClient(opts, async (c) => {
     await c.remove(image)
     ctx.emit({ removed: image })
@@ -109,13 +127,21 @@ export async function imageServiceRemoveCommand(
   })
 }
 
-/** `coffer image-service gc --store DIR`: layers no image uses (run it between pulls). */
+/** `coffer image-service gc --store DIR`: layers no image uses, once no pull is using the store. */
 export async function imageServiceGcCommand(
   opts: Record<string, unknown>,
   ctx: CommandContext,
 ): Promise<void> {
   if (typeof opts.store !== 'string') throw new CofferError('ERR_USAGE', 'give --store DIR')
-  const removed = await (await openLayerStore(resolve(opts.store))).gc()
+  const removed = await (
+    await openLayerStore(resolve(opts.store))
+  ).gc({
+    signal: ctx.signal,
+    onWait: (n) => {
+      ctx.emit({ waiting: n })
+      ctx.say(`Waiting for ${n} pull${n === 1 ? '' : 's'} (or gc) using the store to finish…`)
+    },
+  })
   ctx.emit({ removed })
   ctx.say(`Removed ${removed.length} unused layers`)
 }

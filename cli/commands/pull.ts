@@ -4,11 +4,11 @@ import type { DecryptOptions } from '../../lib/crypt/decrypt-step.js'
 import { loadImageServiceConfig, type ImageServiceConfig } from '../../lib/image/config.js'
 import { openLayerStore } from '../../lib/image/layer-store/index.js'
 import { pullImage, type PullOptions } from '../../lib/image/pull.js'
-import { trustMaterial } from '../../lib/image/trust-material.js'
+import { loadGuestRegistriesD, withRegistryFiles } from '../../lib/image/registry-files.js'
+import { locationReader, trustMaterial } from '../../lib/image/trust-material.js'
 import type { KbsClient } from '../../lib/kbs/client.js'
 import { parseImageName } from '../../lib/oci/image-name.js'
 import { parsePlatform } from '../../lib/oci/platform.js'
-import { loadRegistriesD } from '../../lib/sign/registries-d.js'
 import { CofferError } from '../../lib/util/errors.js'
 import { attestedKbsClient } from '../kbs-client-flags.js'
 import { intFlag, registryAccess } from '../flags.js'
@@ -108,21 +108,34 @@ export async function guestPullSetup(
         'ERR_USAGE',
         'give --policy FILE|kbs:///… (the signature policy checked before any layer is fetched), or --insecure-policy to accept any image',
       )
+    const read = locationReader(kbs)
     let trust: PullOptions['trust'] = 'insecure-accept-anything'
     if (!insecure) {
       const material = trustMaterial(policyLocation!, kbs)
-      const registriesDDir = (opts['registries.d'] as string | undefined) ?? config?.image.registries_d
+      const registriesD = (opts['registries.d'] as string | undefined) ?? config?.image.registries_d
       trust = {
         policy: await material.policy(ctx),
         resolveKey: material.resolveKey,
-        registriesD: await loadRegistriesD(registriesDDir),
+        registriesD: await loadGuestRegistriesD(registriesD, read, ctx),
       }
     }
     const decrypt = await decryptOptions(opts, kbs)
     const storeDirectory = storeDir(opts, config)
     return {
       pull: {
-        access: await registryAccess(opts, ''),
+        access: await withRegistryFiles(
+          await registryAccess(opts, ''),
+          {
+            ...(opts.authfile === undefined && opts.creds === undefined && config?.image.auth
+              ? { auth: config.image.auth }
+              : {}),
+            ...(opts.registriesConf === undefined && config?.image.registries_conf
+              ? { registriesConf: config.image.registries_conf }
+              : {}),
+          },
+          read,
+          ctx,
+        ),
         rootfsMode: opts.rootfsMode === 'materialize' ? 'materialize' : 'auto',
         trust,
         ...(decrypt ? { decrypt } : {}),
@@ -138,6 +151,7 @@ export async function guestPullSetup(
                 maxEntrySize: config.limits.max_layer_bytes,
                 maxTotalSize: config.limits.max_layer_bytes,
                 maxEntries: config.limits.max_entries_per_layer,
+                maxImageBytes: config.limits.max_image_bytes,
               },
             }
           : {}),

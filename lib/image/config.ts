@@ -33,9 +33,9 @@ export const ImageServiceConfigSchema = z.strictObject({
       policy: Location.optional(),
       /** registries.d directory (file) or a single YAML (kbs:///…): lookaside and sigstore attachments. */
       registries_d: Location.optional(),
-      /** containers auth.json for pulls. */
+      /** containers auth.json for pulls (a KBS one is kept in memory); `--authfile` / `--creds` win. */
       auth: Location.optional(),
-      /** registries.conf (mirrors, blocked registries). */
+      /** One registries.conf (mirrors, blocked registries; no `.d` drop-ins); `--registries-conf` wins. */
       registries_conf: Location.optional(),
       /** Accept images without checking signatures; must be asked for by name. */
       insecure_accept_anything: z.boolean().default(false),
@@ -49,6 +49,7 @@ export const ImageServiceConfigSchema = z.strictObject({
         .int()
         .positive()
         .default(8 * 2 ** 30),
+      /** The sum of the manifest's layer sizes, checked before any layer is fetched. */
       max_image_bytes: z
         .number()
         .int()

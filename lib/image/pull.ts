@@ -15,7 +15,7 @@ import type { DecryptOptions } from '../crypt/decrypt-step.js'
 import { unwrapPrivateOptions } from '../crypt/key-wrapping.js'
 import { isEncryptedMediaType } from '../crypt/media-types.js'
 import type { Digest } from '../oci/digest.js'
-import type { ImageName } from '../oci/image-name.js'
+import { formatImageName, type ImageName } from '../oci/image-name.js'
 import { openImageSource } from '../oci/open-image.js'
 import { hostPlatform, requireManifest, type PlatformSpec } from '../oci/platform.js'
 import type { RegistryAccess } from '../oci/registry/access.js'
@@ -31,7 +31,7 @@ import type { Io } from '../util/io.js'
 import { MAX_CONFIG_BYTES } from '../util/limits.js'
 import type { LayerLimits, LayerStore } from './layer-store/index.js'
 import { openLayerTar } from './layer-stream.js'
-import { buildRootfs, type Rootfs } from './rootfs.js'
+import { assertRootfsFree, buildRootfs, type Rootfs } from './rootfs.js'
 
 export type PullEvent =
   | { type: 'verified'; manifestDigest: string; scope: string }
@@ -48,7 +48,8 @@ export interface PullOptions extends Io {
   trust: { policy: Policy; resolveKey?: KeyResolver; registriesD: RegistriesD } | 'insecure-accept-anything'
   decrypt?: DecryptOptions
   concurrency?: number
-  limits?: LayerLimits
+  /** Unpack limits per layer, and `maxImageBytes`: the most the manifest's layers may add up to. */
+  limits?: LayerLimits & { maxImageBytes?: number }
   onEvent?: (e: PullEvent) => void
 }
 
@@ -64,6 +65,18 @@ export interface PullResult {
 }
 
 export async function pullImage(name: ImageName, o: PullOptions): Promise<PullResult> {
+  // Refuse at once what cannot be built, rather than after fetching every layer.
+  if (o.rootfsDir) await assertRootfsFree(o.rootfsDir)
+  // gc waits while this is held: a layer found or unpacked here is safe until the record is written.
+  const hold = await o.store.hold(o)
+  try {
+    return await pullHeld(name, o)
+  } finally {
+    await hold.release()
+  }
+}
+
+async function pullHeld(name: ImageName, o: PullOptions): Promise<PullResult> {
   // === 1. the signature policy, on the top-level manifest, before anything else
   let topDigest: Digest
   if (o.trust === 'insecure-accept-anything') {
@@ -109,6 +122,7 @@ export async function pullImage(name: ImageName, o: PullOptions): Promise<PullRe
         'ERR_OCI_MANIFEST_INVALID',
         `the config lists ${diffIds.length} diff_ids for ${manifest.layers.length} layers`,
       )
+    assertImageSize(manifest.layers, o.limits?.maxImageBytes)
 
     // === 3. layers
     let unpacked = 0
@@ -150,7 +164,7 @@ export async function pullImage(name: ImageName, o: PullOptions): Promise<PullRe
     )
 
     // === 4. record and rootfs
-    await o.store.putImage({ manifestDigest: doc.digest, diffIds })
+    await o.store.putImage({ manifestDigest: doc.digest, diffIds, references: [formatImageName(name)] })
     const rootfs = o.rootfsDir
       ? await buildRootfs(o.store, diffIds, o.rootfsDir, {
           ...(o.rootfsMode ? { mode: o.rootfsMode } : {}),
@@ -184,4 +198,16 @@ async function proveKeyRelease(desc: Descriptor, decrypt: DecryptOptions | undef
     `layer ${desc.digest}`,
     io,
   )
+}
+
+/** The manifest's layer sizes must add up to at most `max` (limits.max_image_bytes); checked before any layer is fetched. */
+function assertImageSize(layers: readonly Descriptor[], max: number | undefined): void {
+  if (max === undefined) return
+  const total = layers.reduce((n, l) => n + l.size, 0)
+  if (total > max)
+    throw new CofferError(
+      'ERR_IMAGE_LAYER_TOO_LARGE',
+      `the image's ${layers.length} layers add up to ${total} bytes, more than the ${max}-byte image limit`,
+      { hint: 'raise limits.max_image_bytes in the image service config if the image is legitimate' },
+    )
 }

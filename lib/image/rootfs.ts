@@ -71,7 +71,9 @@ export async function buildRootfs(
   }
   await mkdir(dir, { recursive: true, mode: 0o700 })
   const rootfs = join(dir, 'rootfs')
-  await mkdir(rootfs, { mode: 0o755 })
+  await mkdir(rootfs, { mode: 0o755 }).catch((err: NodeJS.ErrnoException) => {
+    throw err.code === 'EEXIST' ? rootfsExists(dir) : err
+  })
   const release = async (): Promise<void> => {
     await rm(dir, { recursive: true, force: true })
   }
@@ -111,6 +113,27 @@ export async function buildRootfs(
     throw err
   }
   return { kind: 'materialized', path: rootfs, fallbackReason: reason, release }
+}
+
+/**
+ * A rootfs is never built over an existing one (as skopeo and umoci refuse a non-empty destination):
+ * ERR_IMAGE_ROOTFS_EXISTS if `dir/rootfs` exists.
+ */
+export async function assertRootfsFree(dir: string): Promise<void> {
+  if (
+    await lstat(join(dir, 'rootfs')).then(
+      () => true,
+      () => false,
+    )
+  )
+    throw rootfsExists(dir)
+}
+
+function rootfsExists(dir: string): CofferError {
+  const rootfs = join(dir, 'rootfs')
+  return new CofferError('ERR_IMAGE_ROOTFS_EXISTS', `${rootfs} already exists (from an earlier pull?)`, {
+    hint: `pick another --rootfs directory, or remove the old rootfs first: umount ${rootfs} if it is an overlay mount, then delete ${rootfs} (and ${join(dir, 'upper')}, ${join(dir, 'work')} if there)`,
+  })
 }
 
 async function overlayUnusable(layers: StoredLayer[]): Promise<string | undefined> {

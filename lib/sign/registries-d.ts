@@ -57,8 +57,7 @@ async function listYaml(dir: string): Promise<string[] | undefined> {
 
 async function readRegistriesDir(dir: string, known?: string[]): Promise<RegistriesD> {
   const files = known ?? (await listYaml(dir)) ?? []
-  let defaultDocker: Namespace | undefined
-  const docker = new Map<string, Namespace>()
+  const merged = new RegistriesDMerge()
   for (const file of files) {
     const path = join(dir, file)
     const bytes = await readOptionalFileLimited(
@@ -68,22 +67,45 @@ async function readRegistriesDir(dir: string, known?: string[]): Promise<Registr
       'ERR_SIGN_REGISTRIES_D_INVALID',
     )
     if (!bytes) continue
-    const parsed = parseRegistriesDFile(bytes.toString('utf8'), path)
+    merged.add(parseRegistriesDFile(bytes.toString('utf8'), path), path)
+  }
+  return merged.result()
+}
+
+/**
+ * One registries.d document on its own (a `kbs:///…` resource, or a single file given in place of
+ * the directory), validated and merged exactly as a directory's files are.
+ */
+export function registriesDFromDocument(text: string, source: string): RegistriesD {
+  const merged = new RegistriesDMerge()
+  merged.add(parseRegistriesDFile(text, source), source)
+  return merged.result()
+}
+
+/** The files of one registries.d, merged: a scope (or `default-docker`) defined twice is an error. */
+class RegistriesDMerge {
+  private defaultDocker: Namespace | undefined
+  private readonly docker = new Map<string, Namespace>()
+
+  add(parsed: z.infer<typeof fileSchema>, source: string): void {
     if (parsed['default-docker']) {
-      if (defaultDocker)
-        throw new CofferError('ERR_SIGN_REGISTRIES_D_INVALID', `${path}: default-docker is defined twice`)
-      defaultDocker = parsed['default-docker']
+      if (this.defaultDocker)
+        throw new CofferError('ERR_SIGN_REGISTRIES_D_INVALID', `${source}: default-docker is defined twice`)
+      this.defaultDocker = parsed['default-docker']
     }
     for (const [scope, ns] of Object.entries(parsed.docker ?? {})) {
-      if (docker.has(scope))
+      if (this.docker.has(scope))
         throw new CofferError(
           'ERR_SIGN_REGISTRIES_D_INVALID',
-          `${path}: docker scope "${scope}" is defined twice`,
+          `${source}: docker scope "${scope}" is defined twice`,
         )
-      docker.set(scope, ns ?? {})
+      this.docker.set(scope, ns ?? {})
     }
   }
-  return { ...(defaultDocker ? { defaultDocker } : {}), docker }
+
+  result(): RegistriesD {
+    return { ...(this.defaultDocker ? { defaultDocker: this.defaultDocker } : {}), docker: this.docker }
+  }
 }
 
 /** Parses one registries.d YAML document (core schema: no custom tags). */

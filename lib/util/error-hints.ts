@@ -184,6 +184,9 @@ export const ERROR_HINTS: Record<CofferErrorCode, string> = {
   ERR_IMAGE_ROOTFS_FAILED:
     'the rootfs could not be assembled: check the --rootfs directory is empty and writable; use --rootfs-mode materialize where overlayfs is unavailable',
 
+  ERR_IMAGE_ROOTFS_EXISTS:
+    'the --rootfs directory already holds a rootfs: pick another directory, or unmount and remove the old one first',
+
   // encrypted storage
   ERR_STORAGE_NOT_A_VOLUME:
     'the directory has no gocryptfs.conf: create a volume with `coffer fs init DIR --passphrase-file F`',

@@ -1,7 +1,8 @@
 /**
  * `coffer image-service serve` as a daemon on a unix socket, driven through its gRPC API (the
  * client commands): pulls with the policy checked each time, layers shared between images and
- * concurrent pulls, status, list, remove, gc, and a clean stop on SIGTERM.
+ * concurrent pulls, status, list, remove, gc (which waits for a pull in progress), and a clean stop
+ * on SIGTERM.
  */
 import { spawn, type ChildProcess } from 'node:child_process'
 import { mkdtemp, readdir, rm, writeFile } from 'node:fs/promises'
@@ -12,6 +13,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { generateKeyPair } from '../../lib/crypt/keys.js'
 import { connectImageService } from '../../lib/image/service/client.js'
 import { coffer, COFFER_BIN } from '../helpers/coffer.js'
+import { startGatedProxy, type GatedProxy } from '../helpers/gated-proxy.js'
 import { startRegistry, type TestRegistry } from '../helpers/registry.js'
 import { makeSampleLayout, skopeo } from '../helpers/skopeo.js'
 
@@ -20,6 +22,7 @@ describe('coffer image-service', () => {
   let reg: TestRegistry
   let server: ChildProcess
   let socket: string
+  let proxy: GatedProxy
   const file = (n: string): string => join(work, n)
 
   beforeAll(async () => {
@@ -27,6 +30,9 @@ describe('coffer image-service', () => {
     reg = await startRegistry()
     await makeSampleLayout(file('src'), 'v1', { layers: 2 })
     await makeSampleLayout(file('src'), 'v2', { layers: 1 })
+    const gated = await makeSampleLayout(file('src'), 'v3', { layers: 1 })
+    // Pulls through this proxy stop at the v3 layer until the test opens it.
+    proxy = await startGatedProxy(reg.host, (path) => path.includes(gated.layers[0]!.digest))
     const pair = await generateKeyPair('ec', { curve: 'P-256' })
     await writeFile(file('k.key'), pair.privatePem, { mode: 0o600 })
     await writeFile(file('k.pub'), pair.publicPem)
@@ -50,12 +56,23 @@ describe('coffer image-service', () => {
       `oci:${file('src')}:v2`,
       `docker://${reg.host}/other:v2`,
     ])
+    await skopeo([
+      'copy',
+      '--dest-tls-verify=false',
+      `oci:${file('src')}:v3`,
+      `docker://${reg.host}/app:gated`,
+    ])
     // Only this registry's app repository is accepted; everything else is rejected.
     await writeFile(
       file('policy.json'),
       JSON.stringify({
         default: [{ type: 'reject' }],
-        transports: { docker: { [`${reg.host}/app`]: [{ type: 'insecureAcceptAnything' }] } },
+        transports: {
+          docker: {
+            [`${reg.host}/app`]: [{ type: 'insecureAcceptAnything' }],
+            [`${proxy.host}/app`]: [{ type: 'insecureAcceptAnything' }],
+          },
+        },
       }),
     )
     socket = file('svc.sock')
@@ -93,6 +110,7 @@ describe('coffer image-service', () => {
       server.kill('SIGTERM')
       await new Promise((r) => server.once('exit', r))
     }
+    await proxy?.close()
     await reg?.stop()
     if (work) await rm(work, { recursive: true, force: true })
   })
@@ -141,6 +159,32 @@ describe('coffer image-service', () => {
     const gc = await coffer(['image-service', 'gc', '--json', '--store', file('store')])
     expect(gc.code, gc.stderr).toBe(0)
     expect((gc.json()[0]!.removed as string[]).length).toBe(2)
+  }, 60_000)
+
+  it('gc waits for a pull the service is running, then deletes nothing it uses', async () => {
+    const c = connectImageService(socket)
+    try {
+      const pulling = c.pull(`${proxy.host}/app:gated`)
+      await proxy.reached
+      const gc = spawn(
+        process.execPath,
+        [COFFER_BIN, 'image-service', 'gc', '--json', '--store', file('store')],
+        {
+          stdio: ['ignore', 'pipe', 'pipe'],
+        },
+      )
+      const lines = createInterface({ input: gc.stdout! })[Symbol.asyncIterator]()
+      // Its first word is that it waits (without the store lock it would have finished by now).
+      expect(JSON.parse(String((await lines.next()).value))).toEqual({ waiting: 1 })
+      expect(gc.exitCode).toBeNull()
+      proxy.open()
+      expect(await pulling).toMatchObject({ layers_unpacked: 1 })
+      expect(JSON.parse(String((await lines.next()).value))).toEqual({ removed: [] })
+      expect(await new Promise((r) => gc.once('exit', r))).toBe(0)
+      expect(await c.status(`${proxy.host}/app:gated`)).toMatchObject({ diff_ids: [expect.any(String)] })
+    } finally {
+      c.close()
+    }
   }, 60_000)
 
   it('stops cleanly on SIGTERM and removes its socket', async () => {

@@ -20,8 +20,9 @@
  * `openLayerStore` removes those. It never touches a live process's staging directory (checked
  * with kill(pid, 0); pid reuse could at worst keep garbage until the next open).
  *
- * gc must not run concurrently with a pull that is about to record an image: the caller serializes
- * them (the image service holds one lock for both).
+ * gc must not run concurrently with a pull that is about to record an image: a pull holds the
+ * store's lock shared (`hold`) from its first look at the store until its record is written, and
+ * gc takes it exclusive and waits (store-lock.ts), whichever process each runs in.
  */
 import { createHash, randomBytes } from 'node:crypto'
 import { execFile } from 'node:child_process'
@@ -37,6 +38,7 @@ import { MAX_LAYER_META_BYTES } from '../../util/limits.js'
 import { unpackLayer } from '../unpack/unpack-layer.js'
 import type { UnpackOptions, UnpackWarning } from '../unpack/types.js'
 import { ImageRecordSchema, LayerMetaSchema, type ImageRecord, type LayerMeta } from './records.js'
+import { lockStoreExclusive, lockStoreShared, type StoreLock, type StoreLockOptions } from './store-lock.js'
 
 const execFileP = promisify(execFile)
 
@@ -68,11 +70,22 @@ export interface LayerStore {
   get(diffId: string): Promise<StoredLayer | undefined>
   /** diff_ids of all stored layers. */
   list(): Promise<string[]>
-  putImage(record: ImageRecord): Promise<void>
+  /**
+   * Writes the record. 'merge' (a pull): its `references` are added to those of an existing record
+   * of the image; 'replace': written as given.
+   */
+  putImage(record: ImageRecord, mode?: 'merge' | 'replace'): Promise<void>
   getImage(manifestDigest: string): Promise<ImageRecord | undefined>
+  /** Every image record, in no particular order. */
+  listImages(): Promise<ImageRecord[]>
   deleteImage(manifestDigest: string): Promise<void>
-  /** Removes every layer no image record references; returns their diff_ids. */
-  gc(): Promise<string[]>
+  /**
+   * Holds gc off until released (waiting for a running gc first). A pull holds it from its first
+   * look at the store until its image record is written.
+   */
+  hold(o?: StoreLockOptions): Promise<StoreLock>
+  /** Removes every layer no image record references, once no pull holds the store; returns their diff_ids. */
+  gc(o?: StoreLockOptions): Promise<string[]>
 }
 
 /** Opens (creating if needed) the store at `root` and removes what dead processes left behind. */
@@ -200,8 +213,13 @@ class DirLayerStore implements LayerStore {
     return names.filter((n) => /^[0-9a-f]{64}$/.test(n)).map((n) => `sha256:${n}`)
   }
 
-  async putImage(record: ImageRecord): Promise<void> {
-    const valid = ImageRecordSchema.parse(record)
+  async putImage(record: ImageRecord, mode: 'merge' | 'replace' = 'merge'): Promise<void> {
+    const known =
+      mode === 'merge' && record.references
+        ? (await this.getImage(record.manifestDigest))?.references
+        : undefined
+    const references = known ? [...new Set([...known, ...record.references!])].sort() : record.references
+    const valid = ImageRecordSchema.parse({ ...record, ...(references ? { references } : {}) })
     await writeFileAtomic(
       join(this.imagesDir, `${sha256Hex(valid.manifestDigest)}.json`),
       JSON.stringify(valid),
@@ -219,12 +237,35 @@ class DirLayerStore implements LayerStore {
     return raw === undefined ? undefined : parseRecord(ImageRecordSchema, raw, `image ${manifestDigest}`)
   }
 
+  async listImages(): Promise<ImageRecord[]> {
+    const records: ImageRecord[] = []
+    for (const name of await readdir(this.imagesDir)) {
+      if (!/^[0-9a-f]{64}\.json$/.test(name)) continue
+      const rec = await this.getImage(`sha256:${name.slice(0, 64)}`)
+      if (rec) records.push(rec)
+    }
+    return records
+  }
+
   async deleteImage(manifestDigest: string): Promise<void> {
     await rm(join(this.imagesDir, `${sha256Hex(manifestDigest)}.json`), { force: true })
     await fsyncDir(this.imagesDir)
   }
 
-  async gc(): Promise<string[]> {
+  hold(o: StoreLockOptions = {}): Promise<StoreLock> {
+    return lockStoreShared(this.root, o)
+  }
+
+  async gc(o: StoreLockOptions = {}): Promise<string[]> {
+    const lock = await lockStoreExclusive(this.root, o)
+    try {
+      return await this.collect()
+    } finally {
+      await lock.release()
+    }
+  }
+
+  private async collect(): Promise<string[]> {
     const referenced = new Set<string>()
     for (const name of await readdir(this.imagesDir)) {
       if (!/^[0-9a-f]{64}\.json$/.test(name)) continue

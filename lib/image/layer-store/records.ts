@@ -27,5 +27,7 @@ export type LayerMeta = z.infer<typeof LayerMetaSchema>
 export const ImageRecordSchema = z.object({
   manifestDigest: z.string().regex(/^sha256:[0-9a-f]{64}$/),
   diffIds: z.array(diffId),
+  /** The names it was pulled as (`docker://host/repo:tag`), so it can be removed by name. */
+  references: z.array(z.string().max(4096)).max(1000).optional(),
 })
 export type ImageRecord = z.infer<typeof ImageRecordSchema>

@@ -1,5 +1,5 @@
 import { DOCKER_HUB_ENDPOINT, DOCKER_HUB_HOST, type DockerReference } from '../reference.js'
-import { resolveCredentials, parseCredsFlag, type Credentials } from './credentials.js'
+import { resolveCredentials, parseCredsFlag, type AuthFileContent, type Credentials } from './credentials.js'
 import { Registry, type RegistryOptions } from './registry.js'
 import { pullSources, pushDestination, type RegistriesConf } from './registries-conf.js'
 import { Repository } from './repository.js'
@@ -10,6 +10,8 @@ export interface RegistryAccess {
   creds?: string
   /** Only this auth file is read (skopeo `--authfile`, `REGISTRY_AUTH_FILE`). */
   authfile?: string
+  /** An in-memory auth.json (from a KBS; never written to disk); wins over `authfile`. */
+  authFileContent?: AuthFileContent
   /** Explicit `--tls-verify`; when unset, registries.conf `insecure` decides. */
   tlsVerify?: boolean
   /** Mirrors and rewrites (containers-registries.conf). */
@@ -61,6 +63,7 @@ function openRepository(hostAndPath: string, insecure: boolean, access: Registry
       fixedCreds ??
       resolveCredentials(host, path, {
         ...(access.authfile !== undefined ? { authfile: access.authfile } : {}),
+        ...(access.authFileContent ? { authFileContent: access.authFileContent } : {}),
         ...(access.env ? { env: access.env } : {}),
         ...(access.homeDir ? { homeDir: access.homeDir } : {}),
       }),

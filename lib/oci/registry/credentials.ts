@@ -18,6 +18,11 @@ export type Credentials = { username: string; password: string } | { identityTok
 export interface CredentialOptions extends Io {
   /** `--authfile`: when set (or `REGISTRY_AUTH_FILE` is), only this file is read. */
   authfile?: string
+  /**
+   * An auth.json held in memory (one fetched from a KBS, which must never touch the disk). When
+   * set, it is the only auth file consulted (it wins over `authfile`); `source` names it in messages.
+   */
+  authFileContent?: AuthFileContent
   /** `--creds` as skopeo takes it, `user:password`; wins over every file. */
   creds?: string
   /** Environment for path variables and for the credential helper's PATH; default `process.env`. */
@@ -28,6 +33,12 @@ export interface CredentialOptions extends Io {
   uid?: number
   /** Kill a credential helper after this long; default {@link CREDENTIAL_HELPER_TIMEOUT_MS}. */
   helperTimeoutMs?: number
+}
+
+/** An auth.json's bytes and where they came from (`kbs:///…`), for messages. */
+export interface AuthFileContent {
+  source: string
+  bytes: Uint8Array
 }
 
 /**
@@ -61,6 +72,8 @@ interface AuthPath {
   path: string
   /** `~/.dockercfg`: the top level is the auths map itself, and keys are hosts only. */
   legacy: boolean
+  /** The content, when it is held in memory rather than read from `path`. */
+  bytes?: Uint8Array
 }
 
 /**
@@ -72,6 +85,8 @@ export function authFileCandidates(o: CredentialOptions = {}): string[] {
 }
 
 function authPaths(o: CredentialOptions): AuthPath[] {
+  if (o.authFileContent)
+    return [{ path: o.authFileContent.source, legacy: false, bytes: o.authFileContent.bytes }]
   const env = o.env ?? process.env
   const explicit = o.authfile ?? nonEmpty(env.REGISTRY_AUTH_FILE)
   if (explicit !== undefined) return [{ path: explicit, legacy: false }]
@@ -145,13 +160,17 @@ interface ParsedAuthFile {
 }
 
 /** Reads and validates one auth file; a missing one is `undefined` (c/image treats it as empty). */
-async function readAuthFile({ path, legacy }: AuthPath): Promise<ParsedAuthFile | undefined> {
-  const raw = await readOptionalFileLimited(
-    path,
-    MAX_CREDENTIALS_FILE_BYTES,
-    `auth file ${path}`,
-    'ERR_AUTH_FILE_INVALID',
-  )
+async function readAuthFile({ path, legacy, bytes }: AuthPath): Promise<ParsedAuthFile | undefined> {
+  if (bytes && bytes.length > MAX_CREDENTIALS_FILE_BYTES)
+    throw new CofferError('ERR_AUTH_FILE_INVALID', `auth file ${path} is larger than the size limit`)
+  const raw = bytes
+    ? Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength)
+    : await readOptionalFileLimited(
+        path,
+        MAX_CREDENTIALS_FILE_BYTES,
+        `auth file ${path}`,
+        'ERR_AUTH_FILE_INVALID',
+      )
   if (!raw) return undefined
 
   let json: unknown

@@ -11,7 +11,12 @@ import {
   lookasideSignatureUrl,
   readLookasideSignatures,
 } from '../../../lib/sign/lookaside.js'
-import { loadRegistriesD, lookasideBase, usesSigstoreAttachments } from '../../../lib/sign/registries-d.js'
+import {
+  loadRegistriesD,
+  lookasideBase,
+  registriesDFromDocument,
+  usesSigstoreAttachments,
+} from '../../../lib/sign/registries-d.js'
 
 let dir: string
 beforeAll(async () => {
@@ -56,6 +61,26 @@ describe('registries.d', () => {
     expect(usesSigstoreAttachments(config, ref('r.io/team/app:1'))).toBe(false)
     expect(usesSigstoreAttachments(config, ref('r.io/x:1'))).toBe(true)
     expect(usesSigstoreAttachments(config, ref('q.io/x:1'))).toBe(false)
+  })
+
+  it('one document on its own (a kbs:/// resource) is read and validated as a directory file is', () => {
+    const config = registriesDFromDocument(
+      'default-docker:\n  use-sigstore-attachments: true\ndocker:\n  r.io:\n    lookaside: https://sigs.r.io\n',
+      'kbs:///apps/registries-d/guest',
+    )
+    expect(usesSigstoreAttachments(config, ref('q.io/x:1'))).toBe(true)
+    expect(lookasideBase(config, ref('r.io/x:1'), false).href).toBe('https://sigs.r.io/')
+    expect(() =>
+      registriesDFromDocument('docker:\n  r.io:\n    use-sigstore-attachments: "yes"\n', 'kbs:///a/b/c'),
+    ).toThrow(
+      expect.objectContaining({
+        code: 'ERR_SIGN_REGISTRIES_D_INVALID',
+        message: expect.stringContaining('kbs:///a/b/c'),
+      }),
+    )
+    expect(() => registriesDFromDocument('docker: [', 'kbs:///a/b/c')).toThrow(
+      expect.objectContaining({ code: 'ERR_SIGN_REGISTRIES_D_INVALID' }),
+    )
   })
 
   it('with nothing configured: the built-in default for root and for users', async () => {

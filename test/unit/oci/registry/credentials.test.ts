@@ -169,6 +169,39 @@ describe('resolveCredentials: files', () => {
     expect(await resolveCredentials('quay.io', 'a', opts())).toEqual({ username: 'explicit', password: '2' })
   })
 
+  it('an in-memory auth file (a KBS resource) is the only one read, winning over authfile, and never echoed', async () => {
+    await writeJson(paths().runtime, { auths: { 'quay.io': { auth: b64('default:1') } } })
+    const explicit = join(root, 'explicit.json')
+    await writeJson(explicit, { auths: { 'quay.io': { auth: b64('explicit:2') } } })
+    const content = (value: unknown) => ({
+      source: 'kbs:///apps/auth/guest',
+      bytes: Buffer.from(JSON.stringify(value)),
+    })
+    const inMemory = content({ auths: { 'quay.io/team': { auth: b64('kbs:s3cret') } } })
+    expect(
+      await resolveCredentials(
+        'quay.io',
+        'team/app',
+        opts({ authfile: explicit, authFileContent: inMemory }),
+      ),
+    ).toEqual({ username: 'kbs', password: 's3cret' })
+    // No match in memory: no fallback to the files.
+    expect(
+      await resolveCredentials(
+        'quay.io',
+        'other/app',
+        opts({ authfile: explicit, authFileContent: inMemory }),
+      ),
+    ).toBeUndefined()
+    const bad = { source: 'kbs:///apps/auth/guest', bytes: Buffer.from('{"auths": s3cret') }
+    const err = await expectCode(
+      resolveCredentials('quay.io', 'a', opts({ authFileContent: bad })),
+      'ERR_AUTH_FILE_INVALID',
+      's3cret',
+    )
+    expect(err.message).toContain('kbs:///apps/auth/guest')
+  })
+
   it('matches the most specific key first', async () => {
     await writeJson(paths().runtime, {
       auths: {
