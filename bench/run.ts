@@ -16,7 +16,8 @@
  * The registry and the temp dirs go away on exit, on error and on SIGINT/SIGTERM; the cached
  * image stays. Environment knobs: COFFER_BENCH_LAYERS, COFFER_BENCH_LAYER_MIB, COFFER_BENCH_RUNS
  * for quick trials (they still write RESULTS.md, so do not commit that one), and
- * COFFER_BENCH_TMPDIR for where registry storage and pulled layouts go (default: the OS temp dir).
+ * COFFER_BENCH_TMPDIR for where registry storage and pulled layouts go (default: the OS temp dir),
+ * and COFFER_BENCH_ONLY (e.g. `encrypt,decrypt`) to run only some rows.
  */
 import { execFileSync } from 'node:child_process'
 import { existsSync } from 'node:fs'
@@ -45,6 +46,9 @@ const SHAPE: ImageShape = {
   gzipLevel: 1,
 }
 const RUNS = envInt('COFFER_BENCH_RUNS', 3)
+/** COFFER_BENCH_ONLY=encrypt,decrypt runs only the rows whose label starts with one of the words. */
+const ONLY = process.env.COFFER_BENCH_ONLY?.split(',').filter(Boolean)
+const wantRow = (label: string): boolean => !ONLY || ONLY.some((w) => label.startsWith(w))
 /** Where registry storage and pulled layouts go (a disk by default; /dev/shm takes the disk out). */
 const WORK_PARENT = process.env.COFFER_BENCH_TMPDIR || tmpdir()
 
@@ -175,7 +179,7 @@ async function main(): Promise<void> {
           ),
       },
     ]
-    for (const { label, goals, job } of directions) {
+    for (const { label, goals, job } of directions.filter((d) => wantRow(d.label))) {
       const row: Row = { label, goals, coffer: [], skopeo: [] }
       for (let i = 0; i < RUNS; i++) {
         const order: Tool[] = i % 2 === 0 ? ['coffer', 'skopeo'] : ['skopeo', 'coffer']
