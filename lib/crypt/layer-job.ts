@@ -82,7 +82,8 @@ export async function runLayerJob(job: LayerJob, o: RunOptions = {}): Promise<La
     output = await open(job.target.path, 'wx', 0o600)
     const buffers = [Buffer.allocUnsafe(CHUNK_BYTES), Buffer.allocUnsafe(CHUNK_BYTES)] as const
     let turn = 0
-    const read = (): Promise<Buffer> => readChunk(input, buffers[(turn ^= 1)]!)
+    // Each read and write is awaited in turn, unless a check throws first: never unhandled.
+    const read = (): Promise<Buffer> => quiet(readChunk(input, buffers[(turn ^= 1)]!))
     let next = read()
     let chunks = 0
     let writing: Promise<void> = Promise.resolve()
@@ -96,7 +97,7 @@ export async function runLayerJob(job: LayerJob, o: RunOptions = {}): Promise<La
       const out = transform(job.op, cipher, mac, chunk)
       for (const slice of out) targetHash.update(slice)
       await writing
-      writing = writeAll(output, out)
+      writing = quiet(writeAll(output, out))
       if (collect && ++chunks % COLLECT_EVERY_CHUNKS === 0) collect()
     }
     await writing
@@ -108,9 +109,12 @@ export async function runLayerJob(job: LayerJob, o: RunOptions = {}): Promise<La
     if (job.op === 'decrypt' && job.plaintextDigest && digest !== job.plaintextDigest) throw decryptFailed()
     return { digest, size: targetHash.size, hmac }
   } catch (err) {
-    await output?.close().catch(() => {})
-    output = undefined
-    await rm(job.target.path, { force: true })
+    if (output) {
+      // Only a file this job created is removed (never one that was in the way of 'wx').
+      await output.close().catch(() => {})
+      output = undefined
+      await rm(job.target.path, { force: true })
+    }
     throw err
   } finally {
     await output?.close()
@@ -128,6 +132,12 @@ function transform(op: LayerJob['op'], cipher: Cipher, mac: Hmac, chunk: Buffer)
     out.push(slice)
   }
   return out
+}
+
+/** The same promise, with a no-op handler attached so a rejection nobody awaits is not fatal. */
+function quiet<T>(p: Promise<T>): Promise<T> {
+  p.catch(() => {})
+  return p
 }
 
 async function readChunk(fh: FileHandle, buf: Buffer): Promise<Buffer> {
