@@ -42,7 +42,9 @@ const MAX_INDEX_DEPTH = 4
  * first (concurrently, bounded, skipped when present or mountable), then child manifests, then
  * the top-level manifest, then `commit`, so the destination reference never names an incomplete
  * image. No layer is held in memory; blobs stream from source to destination, and the
- * destination verifies digest and size before anything becomes visible.
+ * destination verifies digest and size before anything becomes visible. (A layer a transform
+ * wrote into the destination itself was hashed by the transform as it wrote it; the destination
+ * re-checks its size.)
  */
 export async function copyImage(
   src: ImageSource,
@@ -130,7 +132,8 @@ export async function copyImage(
         async (desc, signal) => {
           const blobIo = { signal }
           if (t && wanted.has(desc.digest) && desc !== config) {
-            // === transform: read the verified source layer, write its new form to a spool
+            // === transform: read the verified source layer, write its new form to a spool (or,
+            // between layouts, straight into the destination)
             const read = async (): Promise<Readable> =>
               pipe(await src.getBlob(desc, blobIo), verifyingStream(desc.digest, desc.size))
             // Both ends on this machine: the step may read the source file and write straight
