@@ -6,7 +6,7 @@ import {
   type Cipher,
   type Hmac,
 } from 'node:crypto'
-import { open, rm, type FileHandle } from 'node:fs/promises'
+import { closeSync, openSync, readSync, rmSync, writevSync } from 'node:fs'
 import { Digester, parseDigest, type Digest } from '../oci/digest.js'
 import { CofferError } from '../util/errors.js'
 import { MiB } from '../util/limits.js'
@@ -46,9 +46,9 @@ export interface LayerJobResult {
 }
 
 /**
- * Reads and writes go 1 MiB at a time (one syscall each instead of sixteen) into two input
- * buffers that are reused: one is read while the other is processed. Fresh 1 MiB buffers would
- * be mmap'd and page-faulted one by one (measured: 4× the CPU of the crypto itself).
+ * Reads and writes go 1 MiB at a time (one syscall each instead of sixteen), into one input
+ * buffer that is reused. Fresh 1 MiB buffers would be mmap'd and page-faulted one by one
+ * (measured: 4× the CPU of the crypto itself).
  */
 const CHUNK_BYTES = 1 * MiB
 /**
@@ -66,8 +66,18 @@ export interface RunOptions {
   collect?: () => void
 }
 
+/**
+ * Runs the job with blocking reads and writes, on purpose: a layer worker thread has nothing
+ * else to do, a blocking loop has no promise hops per chunk, and libuv's shared pool of four I/O
+ * threads stays free for the main thread's fsyncs of finished layers, so the workers' reads and
+ * writes never queue behind them. On the calling thread (the fallback) it blocks that thread for
+ * the whole layer and cannot be aborted once started; on a worker, an abort terminates the thread.
+ */
 export async function runLayerJob(job: LayerJob, o: RunOptions = {}): Promise<LayerJobResult> {
-  const { signal, collect } = o
+  return runLayerJobSync(job, o)
+}
+
+function runLayerJobSync(job: LayerJob, { signal, collect }: RunOptions): LayerJobResult {
   const { algorithm } = parseDigest(job.source.digest)
   const sourceHash = new Digester(algorithm)
   const targetHash = new Digester()
@@ -76,31 +86,22 @@ export async function runLayerJob(job: LayerJob, o: RunOptions = {}): Promise<La
     job.op === 'encrypt'
       ? createCipheriv('aes-256-ctr', job.key, job.nonce)
       : createDecipheriv('aes-256-ctr', job.key, job.nonce)
-  const input = await open(job.source.path, 'r')
-  let output: FileHandle | undefined
+  const input = openSync(job.source.path, 'r')
+  let output: number | undefined
   try {
-    output = await open(job.target.path, 'wx', 0o600)
-    const buffers = [Buffer.allocUnsafe(CHUNK_BYTES), Buffer.allocUnsafe(CHUNK_BYTES)] as const
-    let turn = 0
-    // Each read and write is awaited in turn, unless a check throws first: never unhandled.
-    const read = (): Promise<Buffer> => quiet(readChunk(input, buffers[(turn ^= 1)]!))
-    let next = read()
-    let chunks = 0
-    let writing: Promise<void> = Promise.resolve()
-    for (;;) {
-      const chunk = await next
+    output = openSync(job.target.path, 'wx', 0o600)
+    const buffer = Buffer.allocUnsafe(CHUNK_BYTES)
+    for (let chunks = 1; ; chunks++) {
+      const chunk = readChunk(input, buffer)
       if (chunk.length === 0) break
       signal?.throwIfAborted()
       sourceHash.update(chunk)
       if (sourceHash.size > job.source.size) throw tooLong(job.source)
-      next = read()
       const out = transform(job.op, cipher, mac, chunk)
       for (const slice of out) targetHash.update(slice)
-      await writing
-      writing = quiet(writeAll(output, out))
-      if (collect && ++chunks % COLLECT_EVERY_CHUNKS === 0) collect()
+      writeAll(output, out)
+      if (collect && chunks % COLLECT_EVERY_CHUNKS === 0) collect()
     }
-    await writing
     checkSource(job.source, sourceHash)
     const hmac = mac.digest()
     if (job.op === 'decrypt' && !(job.hmac && job.hmac.length === 32 && timingSafeEqual(hmac, job.hmac)))
@@ -109,16 +110,16 @@ export async function runLayerJob(job: LayerJob, o: RunOptions = {}): Promise<La
     if (job.op === 'decrypt' && job.plaintextDigest && digest !== job.plaintextDigest) throw decryptFailed()
     return { digest, size: targetHash.size, hmac }
   } catch (err) {
-    if (output) {
+    if (output !== undefined) {
       // Only a file this job created is removed (never one that was in the way of 'wx').
-      await output.close().catch(() => {})
+      closeSync(output)
       output = undefined
-      await rm(job.target.path, { force: true })
+      rmSync(job.target.path, { force: true })
     }
     throw err
   } finally {
-    await output?.close()
-    await input.close()
+    if (output !== undefined) closeSync(output)
+    closeSync(input)
   }
 }
 
@@ -134,33 +135,27 @@ function transform(op: LayerJob['op'], cipher: Cipher, mac: Hmac, chunk: Buffer)
   return out
 }
 
-/** The same promise, with a no-op handler attached so a rejection nobody awaits is not fatal. */
-function quiet<T>(p: Promise<T>): Promise<T> {
-  p.catch(() => {})
-  return p
-}
-
-async function readChunk(fh: FileHandle, buf: Buffer): Promise<Buffer> {
+function readChunk(fd: number, buf: Buffer): Buffer {
   let filled = 0
-  // A short read is not EOF (a file still growing, a signal): fill the chunk or reach EOF.
+  // A short read is not EOF (a pipe, a signal): fill the chunk or reach EOF.
   while (filled < buf.length) {
-    const { bytesRead } = await fh.read(buf, filled, buf.length - filled, null)
-    if (bytesRead === 0) break
-    filled += bytesRead
+    const n = readSync(fd, buf, filled, buf.length - filled, null)
+    if (n === 0) break
+    filled += n
   }
   return buf.subarray(0, filled)
 }
 
 /** One writev(2) per chunk; a short write (a full disk on its way) goes on with the rest. */
-async function writeAll(fh: FileHandle, slices: Buffer[]): Promise<void> {
+function writeAll(fd: number, slices: Buffer[]): void {
   let rest = slices
   while (rest.length > 0) {
-    let { bytesWritten } = await fh.writev(rest)
-    while (rest.length > 0 && bytesWritten >= rest[0]!.length) {
-      bytesWritten -= rest[0]!.length
+    let written = writevSync(fd, rest)
+    while (rest.length > 0 && written >= rest[0]!.length) {
+      written -= rest[0]!.length
       rest = rest.slice(1)
     }
-    if (bytesWritten > 0) rest = [rest[0]!.subarray(bytesWritten), ...rest.slice(1)]
+    if (written > 0) rest = [rest[0]!.subarray(written), ...rest.slice(1)]
   }
 }
 
