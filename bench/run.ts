@@ -22,7 +22,8 @@
  * The registry and the temp dirs go away on exit, on error and on SIGINT/SIGTERM; the cached
  * image stays. Environment knobs: COFFER_BENCH_LAYERS, COFFER_BENCH_LAYER_MIB, COFFER_BENCH_RUNS
  * for quick trials (they still write RESULTS.md, so do not commit that one), and
- * COFFER_BENCH_TMPDIR for where registry storage and pulled layouts go (default: the OS temp dir).
+ * COFFER_BENCH_TMPDIR for where registry storage and pulled layouts go (default: the OS temp dir),
+ * and COFFER_BENCH_ONLY (e.g. `encrypt,decrypt`) to run only some rows.
  */
 import { execFileSync } from 'node:child_process'
 import { existsSync } from 'node:fs'

@@ -45,11 +45,21 @@ export function createLayerEncryptor(plaintextDigest: Digest): LayerEncryptor {
     stream,
     options() {
       if (!hmac) throw new CofferError('ERR_INTERNAL', 'layer options read before the layer was encrypted')
-      return {
-        privateOptions: { symkey, digest: plaintextDigest, cipherOptions: { nonce } },
-        publicOptions: { cipher: AES_256_CTR_HMAC_SHA256, hmac, cipherOptions: {} },
-      }
+      return layerOptions(symkey, nonce, plaintextDigest, hmac)
     },
+  }
+}
+
+/** The options of a freshly encrypted layer, laid out as ocicrypt lays them out (the nonce is private). */
+export function layerOptions(
+  symkey: Buffer,
+  nonce: Buffer,
+  plaintextDigest: Digest,
+  hmac: Buffer,
+): { privateOptions: PrivateOptions; publicOptions: PublicOptions } {
+  return {
+    privateOptions: { symkey, digest: plaintextDigest, cipherOptions: { nonce } },
+    publicOptions: { cipher: AES_256_CTR_HMAC_SHA256, hmac, cipherOptions: {} },
   }
 }
 
@@ -59,18 +69,9 @@ export function createLayerEncryptor(plaintextDigest: Digest): LayerEncryptor {
  * treat everything it read as untrusted until the stream ended cleanly (coffer spools it).
  */
 export function createLayerDecryptor(priv: PrivateOptions, pub: PublicOptions): Transform {
-  if (pub.cipher !== AES_256_CTR_HMAC_SHA256) {
-    throw new CofferError(
-      'ERR_CRYPT_UNSUPPORTED',
-      `layer cipher "${pub.cipher.slice(0, 64)}" is not supported (only ${AES_256_CTR_HMAC_SHA256})`,
-    )
-  }
-  // As ocicrypt's GetOpt: the nonce may sit in the public or the private options.
-  const nonce = pub.cipherOptions.nonce ?? priv.cipherOptions.nonce
-  if (!nonce || nonce.length !== 16 || priv.symkey.length !== 32 || pub.hmac.length !== 32)
-    throw decryptFailed()
-  const decipher = createDecipheriv('aes-256-ctr', priv.symkey, nonce)
-  const mac = createHmac('sha256', priv.symkey)
+  const { key, nonce } = layerDecryptionKey(priv, pub)
+  const decipher = createDecipheriv('aes-256-ctr', key, nonce)
+  const mac = createHmac('sha256', key)
   return new Transform({
     transform(chunk: Buffer, _enc, cb: TransformCallback) {
       mac.update(chunk)
@@ -82,4 +83,22 @@ export function createLayerDecryptor(priv: PrivateOptions, pub: PublicOptions): 
       cb(timingSafeEqual(mac.digest(), pub.hmac) ? null : decryptFailed())
     },
   })
+}
+
+/**
+ * The key and initial counter block of an encrypted layer, after checking that coffer supports
+ * its cipher and that the options have the right shapes (a mismatch is ERR_CRYPT_DECRYPT_FAILED).
+ */
+export function layerDecryptionKey(priv: PrivateOptions, pub: PublicOptions): { key: Buffer; nonce: Buffer } {
+  if (pub.cipher !== AES_256_CTR_HMAC_SHA256) {
+    throw new CofferError(
+      'ERR_CRYPT_UNSUPPORTED',
+      `layer cipher "${pub.cipher.slice(0, 64)}" is not supported (only ${AES_256_CTR_HMAC_SHA256})`,
+    )
+  }
+  // As ocicrypt's GetOpt: the nonce may sit in the public or the private options.
+  const nonce = pub.cipherOptions.nonce ?? priv.cipherOptions.nonce
+  if (!nonce || nonce.length !== 16 || priv.symkey.length !== 32 || pub.hmac.length !== 32)
+    throw decryptFailed()
+  return { key: priv.symkey, nonce }
 }

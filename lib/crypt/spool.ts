@@ -26,8 +26,7 @@ export interface SpooledBlob {
  * removed by `remove()`; it never holds a key.
  */
 export async function spool(source: Readable, transforms: Transform[], o: Io = {}): Promise<SpooledBlob> {
-  const dir = await mkdtemp(join(tmpdir(), 'coffer-spool-'))
-  const path = join(dir, randomBytes(8).toString('hex'))
+  const file = await createSpoolFile()
   const digester = new Digester()
   const tap = new Transform({
     transform(chunk: Buffer, _e, cb: TransformCallback) {
@@ -35,19 +34,40 @@ export async function spool(source: Readable, transforms: Transform[], o: Io = {
       cb(null, chunk)
     },
   })
-  const out = createWriteStream(path, { flags: 'wx', mode: 0o600, highWaterMark: 1 << 20 })
+  const out = createWriteStream(file.path, { flags: 'wx', mode: 0o600, highWaterMark: 1 << 20 })
   try {
     await pipeline([source, ...transforms, tap, out], o.signal ? { signal: o.signal } : {})
   } catch (err) {
     source.destroy()
-    await removeAfterClose(out, path)
-    await rm(dir, { recursive: true, force: true })
+    await removeAfterClose(out, file.path)
+    await file.remove()
     throw err
   }
+  return file.blob(digester.digest(), digester.size)
+}
+
+/** A spool file to be written by someone else (a layer worker), and the blob it becomes. */
+export interface SpoolFile {
+  /** Not created yet: the writer creates it (exclusively, 0600). */
+  readonly path: string
+  /** The written file as a spooled blob, with the digest and size its writer computed. */
+  blob(digest: Digest, size: number): SpooledBlob
+  remove(): Promise<void>
+}
+
+/** A fresh path in a private (0700) directory under $TMPDIR. */
+export async function createSpoolFile(): Promise<SpoolFile> {
+  const dir = await mkdtemp(join(tmpdir(), 'coffer-spool-'))
+  const path = join(dir, randomBytes(8).toString('hex'))
+  const remove = (): Promise<void> => rm(dir, { recursive: true, force: true })
   return {
-    digest: digester.digest(),
-    size: digester.size,
-    open: async (offset) => createReadStream(path, { start: offset, highWaterMark: 64 * 1024 }),
-    remove: () => rm(dir, { recursive: true, force: true }),
+    path,
+    remove,
+    blob: (digest, size) => ({
+      digest,
+      size,
+      open: async (offset) => createReadStream(path, { start: offset, highWaterMark: 1 << 20 }),
+      remove,
+    }),
   }
 }

@@ -4,7 +4,7 @@ import { CofferError } from '../util/errors.js'
 import type { Io } from '../util/io.js'
 import { countingStream } from '../util/streams.js'
 import type { CopyEventSink } from './copy-events.js'
-import type { BlobOpener, ImageDestination, ImageSource } from './image-transport.js'
+import type { BlobIngest, BlobOpener, ImageDestination, ImageSource } from './image-transport.js'
 import type { LayerTransform, TransformedLayer } from './layer-transform.js'
 import { rewriteIndex, rewriteManifest } from './rewrite-manifest.js'
 import { verifyingStream, type Digest } from './digest.js'
@@ -42,7 +42,9 @@ const MAX_INDEX_DEPTH = 4
  * first (concurrently, bounded, skipped when present or mountable), then child manifests, then
  * the top-level manifest, then `commit`, so the destination reference never names an incomplete
  * image. No layer is held in memory; blobs stream from source to destination, and the
- * destination verifies digest and size before anything becomes visible.
+ * destination verifies digest and size before anything becomes visible. (A layer a transform
+ * wrote into the destination itself was hashed by the transform as it wrote it; the destination
+ * re-checks its size.)
  */
 export async function copyImage(
   src: ImageSource,
@@ -122,27 +124,70 @@ export async function copyImage(
       t ? layers.filter((d, i) => t.wants(d, i, layers.length)).map((d) => d.digest) : [],
     )
     const results = new Map<string, Descriptor>()
-    await forEachLimit(
-      uniqueBlobs([config, ...layers]),
-      o.concurrency ?? DEFAULT_COPY_CONCURRENCY,
-      async (desc, signal) => {
-        const blobIo = { signal }
-        if (t && wanted.has(desc.digest) && desc !== config) {
-          // === transform: read the verified source layer, write its new form to a spool
-          const read = async (): Promise<Readable> =>
-            pipe(await src.getBlob(desc, blobIo), verifyingStream(desc.digest, desc.size))
-          const layer = await t.apply(desc, read, blobIo)
-          transformed.push(layer)
-          await putOne(layer.desc, layer.open, blobIo)
-          results.set(desc.digest, layer.desc)
-          return
-        }
-        await putOne(desc, (offset) => src.getBlob(desc, { ...blobIo, offset }), blobIo)
-        results.set(desc.digest, desc)
-      },
-      o.signal,
-    )
+    const ingested: Ingested[] = []
+    try {
+      await forEachLimit(
+        uniqueBlobs([config, ...layers]),
+        o.concurrency ?? DEFAULT_COPY_CONCURRENCY,
+        async (desc, signal) => {
+          const blobIo = { signal }
+          if (t && wanted.has(desc.digest) && desc !== config) {
+            // === transform: read the verified source layer, write its new form to a spool (or,
+            // between layouts, straight into the destination)
+            const read = async (): Promise<Readable> =>
+              pipe(await src.getBlob(desc, blobIo), verifyingStream(desc.digest, desc.size))
+            // Both ends on this machine: the step may read the source file and write straight
+            // into the destination (one read, one write, off the main thread).
+            const source = await src.blobFile?.(desc, blobIo)
+            const ingest = source !== undefined ? await dest.openBlobIngest?.(blobIo) : undefined
+            let layer: TransformedLayer
+            try {
+              layer = await t.apply(desc, read, blobIo, {
+                ...(source !== undefined ? { source } : {}),
+                ...(ingest ? { target: ingest.path } : {}),
+              })
+            } catch (err) {
+              await ingest?.abort()
+              throw err
+            }
+            transformed.push(layer)
+            results.set(desc.digest, layer.desc)
+            if (ingest && layer.inTarget) {
+              // The fsync starts now, overlapping with the other layers' work.
+              ingested.push({ desc: layer.desc, ingest, synced: ingest.sync(layer.desc) })
+              ingested.at(-1)!.synced.catch(() => {}) // awaited below; never unhandled
+              return
+            }
+            await ingest?.abort()
+            await putOne(layer.desc, layer.open, blobIo)
+            return
+          }
+          await putOne(desc, (offset) => src.getBlob(desc, { ...blobIo, offset }), blobIo)
+          results.set(desc.digest, desc)
+        },
+        o.signal,
+      )
+      // Only once every layer was transformed does any written-in-place layer become a blob: a
+      // decryption that fails on one layer leaves no plaintext of the others in the destination.
+      const commits = await Promise.allSettled(ingested.map((i) => commitIngested(i)))
+      const failed = commits.find((c) => c.status === 'rejected')
+      if (failed) throw failed.reason
+    } finally {
+      // Removes what was not committed; a committed ingest is no longer at its temp path.
+      await Promise.all(ingested.map((i) => i.ingest.abort()))
+    }
     return layers.map((d) => results.get(d.digest) ?? d)
+  }
+
+  /** A layer a step wrote into the destination itself: it becomes visible now. */
+  async function commitIngested({ desc, ingest, synced }: Ingested): Promise<void> {
+    emit({ type: 'blob-start', digest: desc.digest, size: desc.size, mediaType: desc.mediaType })
+    await synced
+    await ingest.commit(desc)
+    emit({ type: 'blob-progress', digest: desc.digest, bytes: desc.size, size: desc.size })
+    stats.blobsCopied++
+    stats.bytesCopied += desc.size
+    emit({ type: 'blob-done', digest: desc.digest, size: desc.size })
   }
 
   /** One blob to the destination: skipped if present, mounted if possible, else streamed. */
@@ -175,6 +220,13 @@ export async function copyImage(
     stats.bytesCopied += sent
     emit({ type: 'blob-done', digest: desc.digest, size: desc.size })
   }
+}
+
+/** A transformed layer written in place, waiting for its fsync and its commit. */
+interface Ingested {
+  desc: Descriptor
+  ingest: BlobIngest
+  synced: Promise<void>
 }
 
 /** `a | b` with errors carried forward (stream.pipeline, not a bare pipe). */

@@ -23,7 +23,28 @@ export interface ImageSource {
   getBlob(desc: Descriptor, o?: Io & { offset?: number }): Promise<Readable>
   /** Small blobs (configs) read whole and verified. */
   getBlobBytes(desc: Descriptor, limit: number, o?: Io): Promise<Buffer>
+  /**
+   * Sources on this machine (layouts): the path of the blob's file, **unverified**, for a layer
+   * step that reads it directly (see `LayerFiles`). ERR_OCI_BLOB_NOT_FOUND if it is missing.
+   */
+  blobFile?(desc: Descriptor, o?: Io): Promise<string>
   close(): Promise<void>
+}
+
+/**
+ * A blob file being written inside a destination by a writer that hashes what it writes itself
+ * (a layer step on a worker thread): no stream hop, no second hash pass. containerd's content
+ * `Writer`, minus the digest check, which is the writer's job here. Nothing is visible until
+ * `commit`; `abort` removes the file (and is harmless after a commit).
+ */
+export interface BlobIngest {
+  /** Not created yet: the writer creates it exclusively (0600). */
+  readonly path: string
+  /** After the writer is done: re-checks the size and makes the file durable (fsync). */
+  sync(desc: Pick<Descriptor, 'digest' | 'size'>): Promise<void>
+  /** After `sync`: makes the file the blob `desc`. The writer vouches for the digest. */
+  commit(desc: Pick<Descriptor, 'digest' | 'size'>): Promise<void>
+  abort(): Promise<void>
 }
 
 /** Opens the stream again from `offset`, for a retried or resumed upload. */
@@ -49,6 +70,8 @@ export interface ImageDestination {
    * verifies digest and size before the blob becomes visible.
    */
   putBlob(desc: Descriptor, open: BlobOpener, o?: Io): Promise<void>
+  /** Destinations on this machine (layouts): a file to write a new blob into (see `BlobIngest`). */
+  openBlobIngest?(o?: Io): Promise<BlobIngest>
   putManifest(doc: ManifestDocument, o?: Io & { top?: boolean }): Promise<void>
   /** Makes the reference point at the top-level manifest. */
   commit(o?: Io): Promise<void>

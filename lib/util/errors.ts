@@ -70,6 +70,7 @@ export const CODES = {
   ERR_CRYPT_KEY_INVALID: 'invalid_argument',
   ERR_CRYPT_OPTIONS_INVALID: 'invalid_argument',
   ERR_CRYPT_UNSUPPORTED: 'unimplemented',
+  ERR_CRYPT_WORKER_FAILED: 'internal',
   ERR_CRYPT_RECIPIENT_INVALID: 'invalid_argument',
   // lib/crypt/keyprovider: ocicrypt keyprovider protocol
   ERR_CRYPT_PROVIDER_TIMEOUT: 'unavailable',

@@ -1,5 +1,11 @@
 import type { Io } from '../../util/io.js'
-import { CallOrder, type BlobOpener, type ImageDestination, type ImageSource } from '../image-transport.js'
+import {
+  CallOrder,
+  type BlobIngest,
+  type BlobOpener,
+  type ImageDestination,
+  type ImageSource,
+} from '../image-transport.js'
 import type { ManifestDocument } from '../manifest.js'
 import type { Descriptor } from '../schemas.js'
 import { openLayout, type LayoutStore } from './layout-store.js'
@@ -37,6 +43,17 @@ class LayoutDestination implements ImageDestination {
   async putBlob(desc: Descriptor, open: BlobOpener, o: Io = {}): Promise<void> {
     await this.store.writeBlob(desc, await open(0), o)
     this.order.blobWritten(desc.digest)
+  }
+
+  async openBlobIngest(): Promise<BlobIngest> {
+    const ingest = await this.store.openIngest()
+    return {
+      ...ingest,
+      commit: async (desc) => {
+        await ingest.commit(desc)
+        this.order.blobWritten(desc.digest)
+      },
+    }
   }
 
   async putManifest(doc: ManifestDocument, o: Io & { top?: boolean } = {}): Promise<void> {

@@ -38,5 +38,11 @@ class LayoutSource implements ImageSource {
     return this.store.readBlob(desc, limit, o)
   }
 
+  async blobFile(desc: Descriptor): Promise<string> {
+    if ((await this.store.blobSize(desc.digest)) === undefined)
+      throw new CofferError('ERR_OCI_BLOB_NOT_FOUND', `${this.store.dir} has no blob ${desc.digest}`)
+    return this.store.blobPath(desc.digest)
+  }
+
   async close(): Promise<void> {}
 }

@@ -1,14 +1,15 @@
 import { createReadStream } from 'node:fs'
 import { randomBytes } from 'node:crypto'
-import { mkdir, readdir, readFile, rename, rm, stat } from 'node:fs/promises'
+import { chmod, mkdir, open, readdir, readFile, rename, rm, stat } from 'node:fs/promises'
 import { dirname, join, resolve } from 'node:path'
 import type { Readable } from 'node:stream'
 import lockfile from 'proper-lockfile'
-import { fsyncDir, streamToFileAtomic, writeFileAtomic } from '../../util/atomic-file.js'
+import { fsyncDir, streamToFileAtomic, tempPathFor, writeFileAtomic } from '../../util/atomic-file.js'
 import { CofferError } from '../../util/errors.js'
 import { readAllLimited, type Io } from '../../util/io.js'
 import { MAX_LAYOUT_INDEX_BYTES, MAX_MANIFEST_BYTES } from '../../util/limits.js'
 import { digestOf, parseDigest, verifyBytes, verifyingStream, type Digest } from '../digest.js'
+import type { BlobIngest } from '../image-transport.js'
 import { parseManifestDocument, type ManifestDocument } from '../manifest.js'
 import { MediaType } from '../media-types.js'
 import { describeIssues, indexSchema, ociLayoutFileSchema, type Descriptor, type Index } from '../schemas.js'
@@ -43,6 +44,11 @@ export interface LayoutStore {
   /** Streams a blob into the store; it appears only if digest and size match. */
   writeBlob(expected: Pick<Descriptor, 'digest' | 'size'>, source: Readable, o?: Io): Promise<void>
   writeBlobBytes(data: Uint8Array, o?: Io): Promise<Digest>
+  /**
+   * A temp file beside the blobs for a writer that computes digest and size itself (see
+   * `BlobIngest`); `commit` makes it world-readable (0644) and renames it into place.
+   */
+  openIngest(): Promise<BlobIngest>
   /** Points `tag` (or an untagged entry) at `desc` in index.json, replacing an earlier holder of the tag. */
   setTag(desc: Descriptor, tag: string | undefined, o?: Io): Promise<void>
   /** Removes the tag's entry from index.json. */
@@ -257,6 +263,50 @@ class Store implements LayoutStore {
     const path = this.blobPath(expected.digest)
     await mkdir(join(path, '..'), { recursive: true })
     await streamToFileAtomic(path, source, [verifyingStream(expected.digest, expected.size)], o)
+  }
+
+  async openIngest(): Promise<BlobIngest> {
+    const dir = join(this.dir, 'blobs', 'sha256')
+    await mkdir(dir, { recursive: true })
+    // Named like streamToFileAtomic's temp files, so gc removes one a crashed writer left behind.
+    const path = tempPathFor(join(dir, 'ingest'))
+    const abort = (): Promise<void> => rm(path, { force: true })
+    return {
+      path,
+      abort,
+      sync: async (desc) => {
+        try {
+          const fh = await open(path, 'r')
+          try {
+            const { size } = await fh.stat()
+            if (size !== desc.size)
+              throw new CofferError(
+                'ERR_OCI_SIZE_MISMATCH',
+                `blob ${desc.digest} has ${size} bytes, expected ${desc.size}`,
+              )
+            await fh.sync()
+          } finally {
+            await fh.close()
+          }
+        } catch (err) {
+          await abort()
+          throw err
+        }
+      },
+      commit: async (desc) => {
+        const target = this.blobPath(desc.digest)
+        try {
+          // Written 0600 (it may hold plaintext before its HMAC was checked); a blob is 0644.
+          await chmod(path, 0o644)
+          await mkdir(dirname(target), { recursive: true })
+          await rename(path, target)
+        } catch (err) {
+          await abort()
+          throw err
+        }
+        await fsyncDir(dirname(target))
+      },
+    }
   }
 
   async writeBlobBytes(data: Uint8Array): Promise<Digest> {
