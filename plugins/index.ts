@@ -4,16 +4,11 @@
  */
 import type { Attester, PluginSettings, Verifier } from '../lib/attest/types.js'
 import { ATTESTER_POINT, VERIFIER_POINT } from '../lib/attest/types.js'
-import type { KeyWrapper } from '../lib/crypt/keywrap.js'
 import { createMemoryStore } from '../lib/kbs/memory-store.js'
 import type { KbsStore } from '../lib/kbs/store.js'
 import { join } from 'node:path'
 import { createRegistry, type Registration } from '../lib/util/registry.js'
-import { plugin as jwe } from './keywrap/jwe/index.js'
-import { plugin as kbs } from './keywrap/kbs/index.js'
-import { plugin as pgp } from './keywrap/pgp/index.js'
-import { plugin as pkcs7 } from './keywrap/pkcs7/index.js'
-import { loadProviderKeyWrappers } from './keywrap/provider/index.js'
+import { keywrapBuiltins } from './keywraps.js'
 import { plugin as sampleAttester } from './attester/sample/index.js'
 import { plugin as snpAttester } from './attester/snp/index.js'
 import { plugin as tdxAttester } from './attester/tdx/index.js'
@@ -23,13 +18,8 @@ import { plugin as snpVerifier } from './verifier/snp/index.js'
 import { plugin as tdxVerifier } from './verifier/tdx/index.js'
 import { plugin as tpmVerifier } from './verifier/tpm/index.js'
 
-export const KEYWRAP_POINT = 'keywrap.v1'
-
 export const builtins: readonly Registration<unknown, never>[] = [
-  jwe,
-  pkcs7,
-  pgp,
-  kbs,
+  ...keywrapBuiltins,
   // Attesters in detection order; sample is never detected.
   tdxAttester,
   snpAttester,
@@ -41,20 +31,9 @@ export const builtins: readonly Registration<unknown, never>[] = [
   tpmVerifier,
 ] as Registration<unknown, never>[]
 
+export { KEYWRAP_POINT, allKeyWrappers, keyWrappers } from './keywraps.js'
+
 const registry = createRegistry(builtins)
-
-/** Every built-in key wrapper, in a fixed order (tried in this order on decryption). */
-export function keyWrappers(): KeyWrapper[] {
-  return registry.list<KeyWrapper>(KEYWRAP_POINT).map((r) => r.init())
-}
-
-/**
- * The built-ins plus one wrapper per key provider in the ocicrypt config file
- * (OCICRYPT_KEYPROVIDER_CONFIG); those are data, not registrations, so they are loaded here.
- */
-export async function allKeyWrappers(env: NodeJS.ProcessEnv = process.env): Promise<KeyWrapper[]> {
-  return [...keyWrappers(), ...(await loadProviderKeyWrappers(env))]
-}
 
 /** Attester names, in detection order (most specific TEE first; `sample` is never detected). */
 export function attesterNames(): string[] {

@@ -125,7 +125,7 @@ async function layerTransformFrom(
     (m) => m.layerJobRunner().prestart(),
     () => {}, // a broken install fails on the first layer, with its own error
   )
-  const { allKeyWrappers } = await import('../../plugins/index.js')
+  const { allKeyWrappers } = await import('../../plugins/keywraps.js')
   let wrappers = await allKeyWrappers()
   if (kbsUrl) wrappers = await withKbsKekSource(wrappers, kbsUrl, opts, cleanups)
   // A provider named on the command line but absent from the config file would silently wrap for

@@ -50,7 +50,7 @@ export async function inspectCommand(
     }
     // Key wrappers (jose, openpgp, ASN.1) load only when there is an encrypted layer to describe.
     const wrappers = manifest.layers.some((l) => isEncryptedMediaType(l.mediaType))
-      ? (await import('../../plugins/index.js')).keyWrappers()
+      ? (await import('../../plugins/keywraps.js')).keyWrappers()
       : []
     const info = describe(wrappers, src, top, manifestDoc, configBytes, platform)
     if (ctx.json) {

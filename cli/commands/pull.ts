@@ -174,7 +174,7 @@ async function decryptOptions(
   const keys = (opts.decryptionKey as string[] | undefined) ?? []
   if (!keys.length && !kbs) return undefined
   const { decryptConfigFrom } = await import('../crypt-flags.js')
-  const { allKeyWrappers } = await import('../../plugins/index.js')
+  const { allKeyWrappers } = await import('../../plugins/keywraps.js')
   const { createKbsKeyWrapper } = await import('../../plugins/keywrap/kbs/index.js')
   const wrappers = (await allKeyWrappers()).map((w) =>
     w.name === 'kbs' && kbs ? createKbsKeyWrapper((kid, io) => kbs.getResource(kid, io)) : w,

@@ -143,7 +143,7 @@ export async function runBuilder(s: DemoSession, plan: AttesterPlan): Promise<Bu
     () => [KEK_URI, `${COSIGN_KEY_URI}, ${POLICY_URI}`],
   )
 
-  const { keyWrappers } = await import('../../plugins/index.js')
+  const { keyWrappers } = await import('../../plugins/keywraps.js')
   const { kbsKekEntry, KBS_KEKS } = await import('../../plugins/keywrap/kbs/index.js')
   const layers = await layerDigests(`oci:${join(work, 'build')}:sample`, ctx)
   const encryptedDigest = await steps.run(

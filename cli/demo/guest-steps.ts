@@ -106,7 +106,7 @@ export async function runGuest(s: DemoSession, plan: AttesterPlan, image: BuiltI
     'pull',
     `pull (coffer pull): policy from ${POLICY_URI}, verify, decrypt with the KBS-released key, unpack`,
     async () => {
-      const { keyWrappers } = await import('../../plugins/index.js')
+      const { keyWrappers } = await import('../../plugins/keywraps.js')
       const { createKbsKeyWrapper } = await import('../../plugins/keywrap/kbs/index.js')
       const material = trustMaterial(POLICY_URI, guest)
       const result = await pullImage(parseImageName(image.encryptedRef), {

@@ -50,6 +50,12 @@ describe('coffer CLI', () => {
     }
   })
 
+  it('encryption loads only the key wrappers: no attester or verifier code (their parsers cost start-up)', async () => {
+    const reached = await staticImports(join(dirname(COFFER_BIN), '..', 'plugins', 'keywraps.js'))
+    expect(reached.filter((f) => /^(plugins\/(attester|verifier)|lib\/attest)\//.test(f))).toEqual([])
+    expect(reached).toContain('plugins/keywrap/jwe/jwe-keywrap.js')
+  })
+
   it.each(['copy', 'inspect', 'gc', 'demo'])('%s --help explains the command', async (cmd) => {
     const run = await coffer([cmd, '--help'])
     expect(run.code).toBe(0)
