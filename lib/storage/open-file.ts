@@ -8,6 +8,7 @@ import {
   blockCipherOffset,
   cipherSize,
   decryptBlock,
+  decryptBlocks,
   encryptBlock,
   encryptBlocks,
   newFileHeader,
@@ -125,7 +126,7 @@ export class OpenFile implements VolumeFile {
 
   /** Reads the stored bytes of blocks [first, last]; short at end of file. */
   private async readStored(first: number, last: number): Promise<Buffer> {
-    const buf = Buffer.alloc((last - first + 1) * CIPHER_BS)
+    const buf = Buffer.allocUnsafe((last - first + 1) * CIPHER_BS) // only the bytes read are used
     const bytesRead = readSync(this.fh.fd, buf, 0, buf.length, blockCipherOffset(first))
     return buf.subarray(0, bytesRead)
   }
@@ -137,13 +138,7 @@ export class OpenFile implements VolumeFile {
     const fileId = await this.fileId()
     const first = Math.floor(position / PLAIN_BS)
     const last = Math.floor((end - 1) / PLAIN_BS)
-    const stored = await this.readStored(first, last)
-    const plain: Buffer[] = []
-    for (let i = 0; i * CIPHER_BS < stored.length; i++)
-      plain.push(
-        decryptBlock(this.key, stored.subarray(i * CIPHER_BS, (i + 1) * CIPHER_BS), first + i, fileId),
-      )
-    const all = Buffer.concat(plain)
+    const all = decryptBlocks(this.key, await this.readStored(first, last), first, fileId)
     return all.subarray(position - first * PLAIN_BS, end - first * PLAIN_BS)
   }
 
