@@ -75,20 +75,22 @@ export function encryptBlocks(
   plain: Uint8Array,
   firstBlockNo: number,
   fileId: Uint8Array | undefined,
+  into?: Buffer,
 ): Buffer {
   const n = Math.ceil(plain.length / PLAIN_BS)
-  const out = Buffer.allocUnsafe(plain.length + n * BLOCK_OVERHEAD)
+  const out = outputBuffer(plain.length + n * BLOCK_OVERHEAD, into)
   const nonces = takeRandom(n * NONCE_LEN)
   for (let i = 0; i < n; i++) {
     const p = plain.subarray(i * PLAIN_BS, Math.min(plain.length, (i + 1) * PLAIN_BS))
     const at = i * CIPHER_BS
     const nonce = nonces.subarray(i * NONCE_LEN, (i + 1) * NONCE_LEN)
-    out.set(nonce, at)
+    // Buffer#copy is a memcpy; TypedArray#set copies byte by byte into shared memory (workers).
+    nonce.copy(out, at)
     const c = createCipheriv('aes-256-gcm', key, nonce)
     c.setAAD(additionalData(firstBlockNo + i, fileId))
-    out.set(c.update(p), at + NONCE_LEN)
+    c.update(p).copy(out, at + NONCE_LEN)
     c.final() // GCM is a stream mode: final() only computes the tag, it returns no bytes
-    out.set(c.getAuthTag(), at + NONCE_LEN + p.length)
+    c.getAuthTag().copy(out, at + NONCE_LEN + p.length)
   }
   return out
 }
@@ -120,15 +122,29 @@ export function decryptBlocks(
   stored: Uint8Array,
   firstBlockNo: number,
   fileId: Uint8Array | undefined,
+  into?: Buffer,
 ): Buffer {
+  const out = outputBuffer(plainLength(stored.length), into)
   const n = Math.ceil(stored.length / CIPHER_BS)
-  const rest = stored.length - (n - 1) * CIPHER_BS
-  const out = Buffer.allocUnsafe(n === 0 ? 0 : (n - 1) * PLAIN_BS + Math.max(0, rest - BLOCK_OVERHEAD))
   for (let i = 0; i < n; i++) {
     const block = stored.subarray(i * CIPHER_BS, Math.min(stored.length, (i + 1) * CIPHER_BS))
     decryptBlockInto(key, block, firstBlockNo + i, fileId, out, i * PLAIN_BS)
   }
   return out
+}
+
+/** Plaintext length of consecutive stored blocks (a too-short last block counts as 0). */
+export function plainLength(storedLength: number): number {
+  const n = Math.ceil(storedLength / CIPHER_BS)
+  if (n === 0) return 0
+  return (n - 1) * PLAIN_BS + Math.max(0, storedLength - (n - 1) * CIPHER_BS - BLOCK_OVERHEAD)
+}
+
+/** `into`'s first `length` bytes (the caller's buffer, e.g. shared memory), or a new buffer. */
+function outputBuffer(length: number, into: Buffer | undefined): Buffer {
+  if (!into) return Buffer.allocUnsafe(length)
+  if (into.length < length) throw new CofferError('ERR_INTERNAL', 'block output buffer too small')
+  return into.subarray(0, length)
 }
 
 /** Decrypts one non-empty stored block into `out` at `at` (see decryptBlock). */
@@ -153,7 +169,7 @@ function decryptBlockInto(
     const d = createDecipheriv('aes-256-gcm', key, nonce)
     d.setAAD(additionalData(blockNo, fileId))
     d.setAuthTag(stored.subarray(stored.length - TAG_LEN))
-    out.set(d.update(stored.subarray(NONCE_LEN, stored.length - TAG_LEN)), at)
+    d.update(stored.subarray(NONCE_LEN, stored.length - TAG_LEN)).copy(out, at)
     d.final()
   } catch {
     throw new CofferError('ERR_STORAGE_CORRUPT', CORRUPT_BLOCK)
