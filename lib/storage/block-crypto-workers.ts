@@ -119,6 +119,8 @@ export function workerBlockCrypto(key: Uint8Array, count: number): BlockCrypto {
     const per = Math.min(SLOT_BLOCKS, Math.ceil(blocks / (helpers + 1)))
     const outLength =
       op === OP_ENCRYPT ? input.length + blocks * (CIPHER_BS - PLAIN_BS) : plainLength(input.length)
+    if (into && into.length < outLength)
+      throw new CofferError('ERR_INTERNAL', 'block output buffer too small')
     const out = into ? into.subarray(0, outLength) : Buffer.allocUnsafe(outLength)
     const outUnit = op === OP_ENCRYPT ? CIPHER_BS : PLAIN_BS
     const used = workers.slice(0, helpers)
@@ -148,7 +150,7 @@ export function workerBlockCrypto(key: Uint8Array, count: number): BlockCrypto {
   }
 
   return {
-    encrypt: async (plain, first, fileId) => run(OP_ENCRYPT, plain, first, fileId),
+    encrypt: async (plain, first, fileId, into) => run(OP_ENCRYPT, plain, first, fileId, into),
     decrypt: async (stored, first, fileId, into) => run(OP_DECRYPT, stored, first, fileId, into),
     close: () => {
       broken = true

@@ -7,8 +7,8 @@ import { decryptBlocks, encryptBlocks } from './content-cipher.js'
  * threads (block-crypto-workers.ts); the inline one answers at once.
  */
 export interface BlockCrypto {
-  encrypt(plain: Uint8Array, firstBlockNo: number, fileId: Uint8Array): Promise<Buffer>
-  /** With `into` (at least plainLength(stored.length) bytes), the plaintext lands there. */
+  /** With `into` (large enough), the stored blocks land there; likewise for decrypt. */
+  encrypt(plain: Uint8Array, firstBlockNo: number, fileId: Uint8Array, into?: Buffer): Promise<Buffer>
   decrypt(stored: Uint8Array, firstBlockNo: number, fileId: Uint8Array, into?: Buffer): Promise<Buffer>
   /** Wipes the key copies; later calls are a programming error. */
   close(): void
@@ -17,7 +17,7 @@ export interface BlockCrypto {
 /** On the calling thread. Keeps a reference to `key` (the volume wipes it at close). */
 export function inlineBlockCrypto(key: Uint8Array): BlockCrypto {
   return {
-    encrypt: async (plain, first, fileId) => encryptBlocks(key, plain, first, fileId),
+    encrypt: async (plain, first, fileId, into) => encryptBlocks(key, plain, first, fileId, into),
     decrypt: async (stored, first, fileId, into) => decryptBlocks(key, stored, first, fileId, into),
     close: () => undefined,
   }

@@ -2,6 +2,7 @@ import { readSync, writeSync } from 'node:fs'
 import type { FileHandle } from 'node:fs/promises'
 import { CofferError } from '../util/errors.js'
 import type { BlockCrypto } from './block-crypto.js'
+import { BufferPool } from './buffer-pool.js'
 import {
   CIPHER_BS,
   HEADER_LEN,
@@ -28,6 +29,9 @@ import type { InodeLocks } from './inode-locks.js'
  * file_allocate_truncate.go). Every operation holds the inode lock, so hard links and several
  * handles to one file stay consistent.
  */
+/** Stored blocks of one request in flight (128 KiB FUSE requests), shared by all open files. */
+const cipherBuffers = new BufferPool(32 * CIPHER_BS, 8)
+
 export interface VolumeFile {
   /** Reads up to `length` bytes at `position`; short only at end of file. */
   read(position: number, length: number): Promise<Buffer>
@@ -65,21 +69,29 @@ export class OpenFile implements VolumeFile {
     // overlap with the next request, e.g. the kernel's read-ahead of the same file.
     const r = await this.locks.run(this.inode, () => this.readStoredRange(position, length))
     if (!r) return Buffer.alloc(0)
-    const all = await this.crypto.decrypt(r.stored, r.first, r.fileId)
-    return all.subarray(r.from, r.to)
+    try {
+      const all = await this.crypto.decrypt(r.stored, r.first, r.fileId)
+      return all.subarray(r.from, r.to)
+    } finally {
+      cipherBuffers.give(r.stored)
+    }
   }
 
   async readInto(position: number, into: Buffer): Promise<number> {
     checkRange(position, into.length)
     const r = await this.locks.run(this.inode, () => this.readStoredRange(position, into.length))
     if (!r) return 0
-    // Block-aligned (the kernel's page-cache reads are): the plaintext goes straight into `into`.
-    if (r.from === 0 && plainLength(r.stored.length) <= into.length) {
-      await this.crypto.decrypt(r.stored, r.first, r.fileId, into)
-      return r.to
+    try {
+      // Block-aligned (the kernel's page-cache reads are): the plaintext goes straight to `into`.
+      if (r.from === 0 && plainLength(r.stored.length) <= into.length) {
+        await this.crypto.decrypt(r.stored, r.first, r.fileId, into)
+        return r.to
+      }
+      const all = await this.crypto.decrypt(r.stored, r.first, r.fileId)
+      return all.copy(into, 0, r.from, r.to)
+    } finally {
+      cipherBuffers.give(r.stored)
     }
-    const all = await this.crypto.decrypt(r.stored, r.first, r.fileId)
-    return all.copy(into, 0, r.from, r.to)
   }
 
   async write(position: number, data: Uint8Array): Promise<number> {
@@ -145,9 +157,9 @@ export class OpenFile implements VolumeFile {
     if (bytes === 0) this.state.fileId = undefined
   }
 
-  /** Reads the stored bytes of blocks [first, last]; short at end of file. */
+  /** Reads the stored bytes of blocks [first, last]; short at end of file. From cipherBuffers. */
   private async readStored(first: number, last: number): Promise<Buffer> {
-    const buf = Buffer.allocUnsafe((last - first + 1) * CIPHER_BS) // only the bytes read are used
+    const buf = cipherBuffers.take((last - first + 1) * CIPHER_BS) // only the bytes read are used
     const bytesRead = readSync(this.fh.fd, buf, 0, buf.length, blockCipherOffset(first))
     return buf.subarray(0, bytesRead)
   }
@@ -230,7 +242,13 @@ export class OpenFile implements VolumeFile {
       oldLast.copy(plain, last * PLAIN_BS - regionStart) // the same block again if first === last
       data.copy(plain, head)
     }
-    await this.writeCipher(await this.crypto.encrypt(plain, first, fileId), blockCipherOffset(first))
+    const stored = cipherBuffers.take(cipherSize(plain.length) - HEADER_LEN) // plain is never empty
+    try {
+      await this.crypto.encrypt(plain, first, fileId, stored)
+      await this.writeCipher(stored, blockCipherOffset(first))
+    } finally {
+      cipherBuffers.give(stored)
+    }
   }
 
   private async truncateLocked(newSize: number): Promise<void> {
