@@ -45,9 +45,11 @@ export async function serveVolume(
 ): Promise<ServedMount> {
   const Fuse = loadFuse()
   const log = o.log ?? ((line: string) => process.stderr.write(`coffer mount: ${line}\n`))
-  // AES-GCM of big requests split over worker threads, one per core (block-crypto-workers.ts).
-  // COFFER_CRYPTO_THREADS overrides the count (0: all on this thread), for measurements.
-  vol.useCryptoThreads(Number(process.env.COFFER_CRYPTO_THREADS ?? availableParallelism()))
+  // AES-GCM of big requests split over worker threads (block-crypto-workers.ts): one fewer than
+  // the cores, as this thread takes a share too and the kernel and the client need a core as well.
+  // On a loaded 2-core machine two workers were slower than one (every hand-over waits for a
+  // time slice). COFFER_CRYPTO_THREADS overrides the count (0: all on this thread).
+  vol.useCryptoThreads(Number(process.env.COFFER_CRYPTO_THREADS ?? availableParallelism() - 1))
   const { ops, handles } = fuseOperations(vol, log)
   const fuse: FuseHandle = new Fuse(mountpoint, ops, {
     fsname: FSNAME_WITH_OPTIONS,
