@@ -18,6 +18,8 @@ export const FIRST_HI = 3
 export const FIRST_LO = 4
 /** Output length, or RESULT_CORRUPT / RESULT_ERROR. */
 export const RESULT = 5
+/** Set by the worker once it is running: until then jobs stay on the calling thread. */
+export const READY = 6
 const CONTROL_WORDS = 8
 
 export const IDLE = 0

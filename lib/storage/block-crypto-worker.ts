@@ -8,6 +8,7 @@ import {
   IN_LEN,
   OP,
   OP_ENCRYPT,
+  READY,
   RESULT,
   RESULT_CORRUPT,
   RESULT_ERROR,
@@ -27,6 +28,7 @@ const key = Buffer.from(init.key)
 init.key.fill(0)
 const slot = slotView(init.slot)
 const { ctl } = slot
+Atomics.store(ctl, READY, 1)
 
 for (;;) {
   const state = Atomics.load(ctl, STATE)

@@ -13,6 +13,7 @@ import {
   OP,
   OP_DECRYPT,
   OP_ENCRYPT,
+  READY,
   RESULT,
   RESULT_CORRUPT,
   SLOT_BLOCKS,
@@ -114,7 +115,9 @@ export function workerBlockCrypto(key: Uint8Array, count: number): BlockCrypto {
         ? encryptBlocks(key, part, first, fileId, to)
         : decryptBlocks(key, part, first, fileId, to)
     const blocks = Math.ceil(input.length / unit)
-    const helpers = broken ? 0 : Math.min(workers.length, Math.floor(blocks / (MIN_SPLIT_BLOCKS / 2)) - 1)
+    // Workers still starting up are skipped, so the first requests after mount never wait on them.
+    const ready = broken ? [] : workers.filter((w) => Atomics.load(w.slot.ctl, READY) === 1)
+    const helpers = broken ? 0 : Math.min(ready.length, Math.floor(blocks / (MIN_SPLIT_BLOCKS / 2)) - 1)
     if (blocks < MIN_SPLIT_BLOCKS || helpers <= 0) return inline(input, firstBlockNo, into)
     const per = Math.min(SLOT_BLOCKS, Math.ceil(blocks / (helpers + 1)))
     const outLength =
@@ -123,7 +126,7 @@ export function workerBlockCrypto(key: Uint8Array, count: number): BlockCrypto {
       throw new CofferError('ERR_INTERNAL', 'block output buffer too small')
     const out = into ? into.subarray(0, outLength) : Buffer.allocUnsafe(outLength)
     const outUnit = op === OP_ENCRYPT ? CIPHER_BS : PLAIN_BS
-    const used = workers.slice(0, helpers)
+    const used = ready.slice(0, helpers)
     used.forEach((w, i) =>
       start(w, op, input.subarray(i * per * unit, (i + 1) * per * unit), firstBlockNo + i * per, fileId),
     )

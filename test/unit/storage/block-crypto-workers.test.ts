@@ -24,6 +24,8 @@ const same = (a: Uint8Array, b: Uint8Array | undefined): boolean => !!b && Buffe
 async function withPool(threads: number, fn: (c: BlockCrypto, key: Buffer) => Promise<void>) {
   const key = randomBytes(32)
   const c = workerBlockCrypto(key, threads)
+  // Jobs stay on this thread until the workers have started; give them time to, so that they run.
+  if (built) await new Promise((r) => setTimeout(r, 1000))
   try {
     await fn(c, key)
   } finally {
