@@ -1,17 +1,17 @@
 import { readSync, writeSync } from 'node:fs'
 import type { FileHandle } from 'node:fs/promises'
 import { CofferError } from '../util/errors.js'
+import type { BlockCrypto } from './block-crypto.js'
+import { BufferPool } from './buffer-pool.js'
 import {
   CIPHER_BS,
   HEADER_LEN,
   PLAIN_BS,
   blockCipherOffset,
   cipherSize,
-  decryptBlock,
-  encryptBlock,
-  encryptBlocks,
   newFileHeader,
   parseFileHeader,
+  plainLength,
   plainSize,
 } from './content-cipher.js'
 import type { InodeCache, InodeState } from './inode-cache.js'
@@ -29,10 +29,18 @@ import type { InodeLocks } from './inode-locks.js'
  * file_allocate_truncate.go). Every operation holds the inode lock, so hard links and several
  * handles to one file stay consistent.
  */
+/** Stored blocks of one request in flight (128 KiB FUSE requests), shared by all open files. */
+const cipherBuffers = new BufferPool(32 * CIPHER_BS, 8)
+
 export interface VolumeFile {
   /** Reads up to `length` bytes at `position`; short only at end of file. */
   read(position: number, length: number): Promise<Buffer>
-  /** Writes all of `data` at `position` (past the end leaves a hole); returns data.length. */
+  /** Reads up to `into.length` bytes at `position` into `into`; the count, short only at EOF. */
+  readInto(position: number, into: Buffer): Promise<number>
+  /**
+   * Writes all of `data` at `position` (past the end leaves a hole); returns data.length. `data` is
+   * not copied: it must stay unchanged until the promise settles.
+   */
   write(position: number, data: Uint8Array): Promise<number>
   truncate(size: number): Promise<void>
   /** Plaintext size. */
@@ -47,7 +55,7 @@ export class OpenFile implements VolumeFile {
 
   constructor(
     private readonly fh: FileHandle,
-    private readonly key: Uint8Array,
+    private readonly crypto: BlockCrypto,
     private readonly inode: string,
     private readonly locks: InodeLocks,
     private readonly cache: InodeCache,
@@ -57,13 +65,39 @@ export class OpenFile implements VolumeFile {
 
   async read(position: number, length: number): Promise<Buffer> {
     checkRange(position, length)
-    return this.locks.run(this.inode, () => this.readLocked(position, length))
+    // The lock covers reading the stored bytes only: decrypting them (maybe on other threads) can
+    // overlap with the next request, e.g. the kernel's read-ahead of the same file.
+    const r = await this.locks.run(this.inode, () => this.readStoredRange(position, length))
+    if (!r) return Buffer.alloc(0)
+    try {
+      const all = await this.crypto.decrypt(r.stored, r.first, r.fileId)
+      return all.subarray(r.from, r.to)
+    } finally {
+      cipherBuffers.give(r.stored)
+    }
+  }
+
+  async readInto(position: number, into: Buffer): Promise<number> {
+    checkRange(position, into.length)
+    const r = await this.locks.run(this.inode, () => this.readStoredRange(position, into.length))
+    if (!r) return 0
+    try {
+      // Block-aligned (the kernel's page-cache reads are): the plaintext goes straight to `into`.
+      if (r.from === 0 && plainLength(r.stored.length) <= into.length) {
+        await this.crypto.decrypt(r.stored, r.first, r.fileId, into)
+        return r.to
+      }
+      const all = await this.crypto.decrypt(r.stored, r.first, r.fileId)
+      return all.copy(into, 0, r.from, r.to)
+    } finally {
+      cipherBuffers.give(r.stored)
+    }
   }
 
   async write(position: number, data: Uint8Array): Promise<number> {
     checkRange(position, data.length)
     return this.locks.run(this.inode, async () => {
-      await this.writeLocked(position, Buffer.from(data))
+      await this.writeLocked(position, asBuffer(data))
       return data.length
     })
   }
@@ -123,33 +157,31 @@ export class OpenFile implements VolumeFile {
     if (bytes === 0) this.state.fileId = undefined
   }
 
-  /** Reads the stored bytes of blocks [first, last]; short at end of file. */
+  /** Reads the stored bytes of blocks [first, last]; short at end of file. From cipherBuffers. */
   private async readStored(first: number, last: number): Promise<Buffer> {
-    const buf = Buffer.alloc((last - first + 1) * CIPHER_BS)
+    const buf = cipherBuffers.take((last - first + 1) * CIPHER_BS) // only the bytes read are used
     const bytesRead = readSync(this.fh.fd, buf, 0, buf.length, blockCipherOffset(first))
     return buf.subarray(0, bytesRead)
   }
 
-  private async readLocked(position: number, length: number): Promise<Buffer> {
+  /** The stored blocks covering [position, position + length) and where the range lies in them. */
+  private async readStoredRange(
+    position: number,
+    length: number,
+  ): Promise<{ stored: Buffer; first: number; fileId: Buffer; from: number; to: number } | undefined> {
     const size = plainSize(await this.cipherBytes())
     const end = Math.min(position + length, size)
-    if (length === 0 || position >= end) return Buffer.alloc(0)
+    if (length === 0 || position >= end) return undefined
     const fileId = await this.fileId()
     const first = Math.floor(position / PLAIN_BS)
     const last = Math.floor((end - 1) / PLAIN_BS)
     const stored = await this.readStored(first, last)
-    const plain: Buffer[] = []
-    for (let i = 0; i * CIPHER_BS < stored.length; i++)
-      plain.push(
-        decryptBlock(this.key, stored.subarray(i * CIPHER_BS, (i + 1) * CIPHER_BS), first + i, fileId),
-      )
-    const all = Buffer.concat(plain)
-    return all.subarray(position - first * PLAIN_BS, end - first * PLAIN_BS)
+    return { stored, first, fileId, from: position - first * PLAIN_BS, to: end - first * PLAIN_BS }
   }
 
   /** The plaintext of block `n` as stored now (empty past the end of file). */
   private async readBlock(n: number, fileId: Buffer): Promise<Buffer> {
-    return decryptBlock(this.key, await this.readStored(n, n), n, fileId)
+    return this.crypto.decrypt(await this.readStored(n, n), n, fileId)
   }
 
   /** The file ID, creating the header if the backing file is empty (gocryptfs createHeader). */
@@ -210,7 +242,13 @@ export class OpenFile implements VolumeFile {
       oldLast.copy(plain, last * PLAIN_BS - regionStart) // the same block again if first === last
       data.copy(plain, head)
     }
-    await this.writeCipher(encryptBlocks(this.key, plain, first, fileId), blockCipherOffset(first))
+    const stored = cipherBuffers.take(cipherSize(plain.length) - HEADER_LEN) // plain is never empty
+    try {
+      await this.crypto.encrypt(plain, first, fileId, stored)
+      await this.writeCipher(stored, blockCipherOffset(first))
+    } finally {
+      cipherBuffers.give(stored)
+    }
   }
 
   private async truncateLocked(newSize: number): Promise<void> {
@@ -233,7 +271,8 @@ export class OpenFile implements VolumeFile {
     const fileId = await this.fileId()
     const old = await this.readBlock(n, fileId)
     await this.truncateCipher(blockCipherOffset(n))
-    await this.writeCipher(encryptBlock(this.key, old.subarray(0, keep), n, fileId), blockCipherOffset(n))
+    const block = await this.crypto.encrypt(old.subarray(0, keep), n, fileId)
+    await this.writeCipher(block, blockCipherOffset(n))
   }
 
   /** file_allocate_truncate.go truncateGrowFile. */
@@ -252,6 +291,11 @@ export class OpenFile implements VolumeFile {
 function checkRange(position: number, length: number): void {
   if (!Number.isSafeInteger(position) || position < 0 || !Number.isSafeInteger(length) || length < 0)
     throw new CofferError('ERR_INVALID_ARGUMENT', 'offset and length must be non-negative integers')
+}
+
+/** A Buffer view of `data` (no copy: the caller keeps it unchanged until the write resolves). */
+function asBuffer(data: Uint8Array): Buffer {
+  return Buffer.isBuffer(data) ? data : Buffer.from(data.buffer, data.byteOffset, data.length)
 }
 
 function writeAll(fd: number, data: Buffer, position: number): void {

@@ -3,6 +3,8 @@ import { constants, type Stats } from 'node:fs'
 import * as fs from 'node:fs/promises'
 import { join } from 'node:path'
 import { CofferError } from '../util/errors.js'
+import { inlineBlockCrypto, type BlockCrypto } from './block-crypto.js'
+import { workerBlockCrypto } from './block-crypto-workers.js'
 import { decryptBlock, encryptBlock, plainSize } from './content-cipher.js'
 import { InodeCache } from './inode-cache.js'
 import { InodeLocks } from './inode-locks.js'
@@ -102,6 +104,11 @@ export interface Volume {
   /** Whole-file helpers for tools and tests. */
   readFile(path: string): Promise<Buffer>
   writeFile(path: string, data: Uint8Array, mode?: number): Promise<void>
+  /**
+   * Splits the AES-GCM of large reads and writes over `threads` worker threads from now until
+   * `close` (the FUSE server does this; block-crypto-workers.ts). Files opened earlier stay inline.
+   */
+  useCryptoThreads(threads: number): void
   close(): void
 }
 
@@ -135,6 +142,7 @@ export class GocryptfsVolume implements Volume {
   private readonly dirIVs = new Map<string, Buffer>()
   private readonly locks = new InodeLocks()
   private readonly inodes = new InodeCache()
+  private crypto: BlockCrypto
 
   constructor(
     readonly backingDir: string,
@@ -142,9 +150,16 @@ export class GocryptfsVolume implements Volume {
     private readonly opts: { dirIV: boolean; longNameMax: number },
   ) {
     this.names = new NameCipher(keys.names, opts.longNameMax)
+    this.crypto = inlineBlockCrypto(keys.content)
+  }
+
+  useCryptoThreads(threads: number): void {
+    this.crypto.close()
+    this.crypto = workerBlockCrypto(this.keys.content, threads)
   }
 
   close(): void {
+    this.crypto.close()
     this.keys.content.fill(0)
     this.keys.names.fill(0)
   }
@@ -447,7 +462,7 @@ export class GocryptfsVolume implements Volume {
       const st = await fh.stat()
       if (st.isDirectory()) throw posixError('EISDIR', 'open', path)
       if (!st.isFile()) throw posixError('EINVAL', 'open', path)
-      file = new OpenFile(fh, this.keys.content, `${st.dev}:${st.ino}`, this.locks, this.inodes)
+      file = new OpenFile(fh, this.crypto, `${st.dev}:${st.ino}`, this.locks, this.inodes)
       if (o.truncate) await file.truncate(0)
       return file
     } catch (err) {

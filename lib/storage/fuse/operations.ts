@@ -43,8 +43,8 @@ function toFuseStat(st: VolumeStat): FuseStat {
  * and an EIO is logged with the operation and path, as gocryptfs logs "corrupt block".
  *
  * Open files live in a handle table (fh numbers from 1; 0 means "no handle" to the binding). The
- * `buf` of read/write is libfuse memory that is detached once the callback runs, so write data is
- * copied before any await and read data is copied in before answering.
+ * `buf` of read/write is libfuse memory that is detached once the callback runs: reads decrypt
+ * into it and writes encrypt from it before answering, and nothing keeps a reference after that.
  */
 export function fuseOperations(vol: Volume, log: FuseLog): { ops: FuseOperations; handles: HandleTable } {
   const handles = new HandleTable()
@@ -93,16 +93,17 @@ export function fuseOperations(vol: Volume, log: FuseLog): { ops: FuseOperations
       ),
     read: (path, fh, buf, len, pos, cb) => {
       Promise.resolve()
-        .then(() => file(fh).read(pos, len))
+        .then(() => file(fh).readInto(pos, buf.subarray(0, len)))
         .then(
-          (data) => cb(data.copy(buf, 0)),
+          (n) => cb(n),
           (err: unknown) => cb(fail('read', path, err)),
         )
     },
     write: (path, fh, buf, len, pos, cb) => {
-      const data = Buffer.from(buf.subarray(0, len)) // copy: buf is detached after cb
+      // No copy: `buf` stays valid until `cb` runs, because serve.ts mounts without fuse-native's
+      // request timeout (a timeout would answer, and free, the request while this still runs).
       Promise.resolve()
-        .then(() => file(fh).write(pos, data))
+        .then(() => file(fh).write(pos, buf.subarray(0, len)))
         .then(
           (n) => cb(n),
           (err: unknown) => cb(fail('write', path, err)),

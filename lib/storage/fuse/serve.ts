@@ -1,4 +1,5 @@
 import { execFile } from 'node:child_process'
+import { availableParallelism } from 'node:os'
 import { CofferError } from '../../util/errors.js'
 import type { Volume } from '../volume.js'
 import { loadFuse, type FuseHandle } from './binding.js'
@@ -44,10 +45,16 @@ export async function serveVolume(
 ): Promise<ServedMount> {
   const Fuse = loadFuse()
   const log = o.log ?? ((line: string) => process.stderr.write(`coffer mount: ${line}\n`))
+  // AES-GCM of big requests split over worker threads (block-crypto-workers.ts): one fewer than
+  // the cores, as this thread takes a share too and the kernel and the client need a core as well.
+  // On a loaded 2-core machine two workers were slower than one (every hand-over waits for a
+  // time slice). COFFER_CRYPTO_THREADS overrides the count (0: all on this thread).
+  vol.useCryptoThreads(Number(process.env.COFFER_CRYPTO_THREADS ?? availableParallelism() - 1))
   const { ops, handles } = fuseOperations(vol, log)
   const fuse: FuseHandle = new Fuse(mountpoint, ops, {
     fsname: FSNAME_WITH_OPTIONS,
-    // No per-request timeout: a slow disk must not turn into ETIMEDOUT half-way through a write.
+    // No per-request timeout: a slow disk must not turn into ETIMEDOUT half-way through a write,
+    // and read/write use libfuse's buffer until they answer (operations.ts), never after a timeout.
     timeout: false,
     debug: o.debug === true,
     allowOther: o.allowOther === true,
