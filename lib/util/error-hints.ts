@@ -93,7 +93,7 @@ export const ERROR_HINTS: Record<CofferErrorCode, string> = {
   ERR_CRYPT_RECIPIENT_INVALID:
     'write a recipient as jwe:PUB.pem, pkcs7:CERT.pem, pgp:KEY.asc, provider:NAME[:params] or kbs:///repo/type/tag',
   ERR_CRYPT_WORKER_FAILED:
-    'a crypto worker thread died (out of memory?): nothing was written; run the command again, with fewer layers at once (--concurrency)',
+    'a crypto worker thread died (often: out of memory); nothing was written. Run the command again; if it repeats, report it with this output',
   ERR_CRYPT_PROVIDER_TIMEOUT:
     'the key provider did not answer in time: check that it runs and answers on the command or address in OCICRYPT_KEYPROVIDER_CONFIG',
   ERR_CRYPT_PROVIDER_FAILED: 'the key provider failed; run it by hand to see its error',
