@@ -69,11 +69,18 @@ export function kbsRows(r: KbsBenchResult): SummaryRow[] {
     `${x.perSecond.toFixed(0)}/s, p50 ${x.p50Ms.toFixed(1)} ms, p99 ${x.p99Ms.toFixed(1)} ms`
   return [
     {
-      operation: `KBS resource GET (concurrency ${r.concurrency})`,
+      operation: `KBS resource GET, most it serves (closed loop, concurrency ${r.concurrency})`,
       coffer: shape(r.gets),
       cofferRssMiB: r.serverPeakRssMiB,
-      goal: `≥ ${KBS_GOALS.getsPerSecond}/s, p99 < ${KBS_GOALS.getP99Ms} ms`,
-      pass: r.gets.perSecond >= KBS_GOALS.getsPerSecond && r.gets.p99Ms < KBS_GOALS.getP99Ms,
+      goal: `≥ ${KBS_GOALS.getsPerSecond}/s`,
+      pass: r.gets.perSecond >= KBS_GOALS.getsPerSecond,
+    },
+    {
+      operation: `KBS resource GET at a steady ${KBS_GOALS.getsPerSecond}/s (open loop)`,
+      coffer: shape(r.getsAtGoalRate),
+      cofferRssMiB: r.serverPeakRssMiB,
+      goal: `p99 < ${KBS_GOALS.getP99Ms} ms`,
+      pass: r.getsAtGoalRate.p99Ms < KBS_GOALS.getP99Ms,
     },
     {
       operation: `KBS attestation handshake, sample (concurrency ${r.concurrency})`,
