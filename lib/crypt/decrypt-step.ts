@@ -1,13 +1,11 @@
 import type { Readable } from 'node:stream'
 import type { LayerTransform, TransformedLayer } from '../oci/layer-transform.js'
 import type { Descriptor } from '../oci/schemas.js'
-import { CofferError } from '../util/errors.js'
 import type { Io } from '../util/io.js'
-import { parsePrivateOptions, parsePublicOptions } from './block-cipher-options.js'
 import { decryptFailed } from './decrypt-failed.js'
-import { unwrapPrivateOptions } from './key-wrapping.js'
-import { ENC_ANNOTATION_PREFIX, PUBOPTS_ANNOTATION, type DecryptConfig, type KeyWrapper } from './keywrap.js'
+import { ENC_ANNOTATION_PREFIX, type DecryptConfig, type KeyWrapper } from './keywrap.js'
 import { createLayerDecryptor } from './layer-cipher.js'
+import { unwrapLayerOptions } from './layer-options.js'
 import { decryptedMediaType, isEncryptedMediaType } from './media-types.js'
 import { spool } from './spool.js'
 
@@ -27,18 +25,8 @@ export function decryptionStep(o: DecryptOptions): LayerTransform {
   return {
     wants: (desc) => isEncryptedMediaType(desc.mediaType),
     async apply(desc: Descriptor, read: () => Promise<Readable>, io: Io): Promise<TransformedLayer> {
-      const where = `layer ${desc.digest}`
       const annotations = desc.annotations ?? {}
-      const pubopts = annotations[PUBOPTS_ANNOTATION]
-      if (pubopts === undefined)
-        throw new CofferError(
-          'ERR_CRYPT_OPTIONS_INVALID',
-          `${where} is encrypted but has no ${PUBOPTS_ANNOTATION} annotation`,
-        )
-      const pub = parsePublicOptions(pubopts, where)
-      const priv = parsePrivateOptions(
-        await unwrapPrivateOptions(o.wrappers, o.config, annotations, where, io),
-      )
+      const { priv, pub } = await unwrapLayerOptions(desc, o, io)
       const blob = await spool(await read(), [createLayerDecryptor(priv, pub)], io)
       if (priv.digest && blob.digest !== priv.digest) {
         await blob.remove()

@@ -1,16 +1,17 @@
 /**
  * One layer of a pulled image as the tar stream an unpacker consumes, with every check on the way:
  * the blob's digest and size (as fetched, resumable), decryption when the layer is `+encrypted`
- * (HMAC and the recorded plaintext digest checked before any plaintext is released), decompression
- * by media type, and the config's diff_id over the tar itself. The last two fail at the end of the
- * stream, so a consumer must treat what it read as untrusted until the stream ended cleanly (the
- * layer store unpacks into staging and commits only then).
+ * (HMAC and the recorded plaintext digest), decompression by media type, and the config's diff_id
+ * over the tar itself. Decryption streams (no spool), so every check but the blob's size fails at
+ * the end of the stream: a consumer must treat what it read as untrusted until the stream ended
+ * cleanly (the layer store unpacks into staging and commits only then).
  */
 import { PassThrough, Transform, type Readable } from 'node:stream'
 import { pipeline } from 'node:stream/promises'
 import * as zlib from 'node:zlib'
 import { Decompress as ZstdDecompress } from 'fzstd'
-import { decryptionStep, type DecryptOptions } from '../crypt/decrypt-step.js'
+import type { DecryptOptions } from '../crypt/decrypt-step.js'
+import { layerDecryptor } from '../crypt/decrypt-stream.js'
 import { isEncryptedMediaType } from '../crypt/media-types.js'
 import type { Digest } from '../oci/digest.js'
 import { verifyingStream } from '../oci/digest.js'
@@ -19,73 +20,66 @@ import { layerCompression } from '../oci/media-types.js'
 import type { Descriptor } from '../oci/schemas.js'
 import { CofferError } from '../util/errors.js'
 import type { Io } from '../util/io.js'
-
-export interface LayerTar {
-  /** The uncompressed tar; errors at its end if any check failed. */
-  readonly tar: Readable
-  /** Removes the decryption spool, if any; call when done (also after errors). */
-  dispose(): Promise<void>
-}
+import { rechunk } from '../util/rechunk.js'
 
 /**
- * `diffId` is checked here when given; pass `undefined` when the consumer hashes the tar itself
- * (the layer store does, and commits nothing on a mismatch), so a pull hashes each tar once.
+ * Decompressor input and output chunks: each chunk costs a fixed hand-off to the libuv pool and
+ * back, so fewer, larger ones save main-thread time (measured on 128 MiB of gzip: 64 KiB in and
+ * 16 KiB out took 730 ms of main-thread CPU, 1 MiB in and 256 KiB out 50 ms).
+ */
+const INFLATE_IN = 1 << 20
+const INFLATE_OUT = 256 * 1024
+
+/**
+ * Returns the uncompressed tar, which errors at its end if any check failed. `diffId` is checked
+ * here when given; pass `undefined` when the consumer hashes the tar itself (the layer store does,
+ * and commits nothing on a mismatch), so a pull hashes each tar once.
  */
 export async function openLayerTar(
   source: ImageSource,
   desc: Descriptor,
   diffId: Digest | undefined,
   o: Io & { decrypt?: DecryptOptions } = {},
-): Promise<LayerTar> {
+): Promise<Readable> {
   const compression = layerCompression(desc.mediaType)
   if (!compression)
     throw new CofferError(
       'ERR_OCI_MEDIA_TYPE_UNKNOWN',
       `layer ${desc.digest} has media type ${desc.mediaType}, which is not a layer`,
     )
-  // The blob as stored, checked against its descriptor while it streams.
-  const verified = async (): Promise<Readable> =>
-    (await source.getBlob(desc, o)).pipe(verifyingStream(desc.digest as Digest, desc.size))
-  let compressed: Readable
-  let dispose = async (): Promise<void> => {}
+  const steps: Transform[] = []
   if (isEncryptedMediaType(desc.mediaType)) {
     if (!o.decrypt)
       throw new CofferError(
         'ERR_CRYPT_NO_KEY',
         `layer ${desc.digest} is encrypted; give a decryption key or a KBS`,
       )
-    const layer = await decryptionStep(o.decrypt).apply(desc, verified, o)
-    dispose = layer.dispose
-    compressed = await layer.open(0)
-  } else {
-    compressed = await verified()
+    // The key first: a missing or revoked key fails before the blob is fetched.
+    steps.push(await layerDecryptor(desc, o.decrypt, o))
   }
+  // The blob as stored, checked against its descriptor while it streams.
+  const blob = await source.getBlob(desc, o)
+  steps.unshift(verifyingStream(desc.digest as Digest, desc.size))
+  if (compression !== 'none') steps.push(rechunk(INFLATE_IN), decompressor(compression))
+  if (diffId) steps.push(verifyingStream(diffId))
   const tar = new PassThrough({ highWaterMark: 1 << 20 })
   // Errors anywhere in the chain reach `tar`, the consumer's stream.
-  pipeline(
-    compressed,
-    decompressor(compression),
-    diffId ? verifyingStream(diffId) : new PassThrough(),
-    tar,
-  ).catch((err: unknown) =>
+  pipeline([blob, ...steps, tar]).catch((err: unknown) =>
     tar.destroy(
       err instanceof CofferError
         ? err
         : new CofferError(
             'ERR_OCI_LAYER_INVALID',
             `layer ${desc.digest} cannot be read: ${(err as Error).message}`,
-            {
-              cause: err,
-            },
+            { cause: err },
           ),
     ),
   )
-  return { tar, dispose }
+  return tar
 }
 
-function decompressor(c: 'none' | 'gzip' | 'zstd'): Transform {
-  if (c === 'gzip') return zlib.createGunzip()
-  if (c === 'none') return new PassThrough()
+function decompressor(c: 'gzip' | 'zstd'): Transform {
+  if (c === 'gzip') return zlib.createGunzip({ chunkSize: INFLATE_OUT })
   // Node 22.15+ has zstd in zlib; Node 20 does not, so a pure-JS streaming decoder fills in.
   const native = (zlib as unknown as { createZstdDecompress?: () => Transform }).createZstdDecompress
   if (native) return native()

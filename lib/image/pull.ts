@@ -125,26 +125,17 @@ export async function pullImage(name: ImageName, o: PullOptions): Promise<PullRe
           return
         }
         // The store hashes the tar it unpacks against diffId (and commits nothing on a mismatch).
-        const layer = await openLayerTar(source, desc, undefined, {
+        const tar = await openLayerTar(source, desc, undefined, {
           signal,
           ...(o.decrypt ? { decrypt: o.decrypt } : {}),
         })
-        try {
-          const stored = await o.store.unpack(diffId, layer.tar, { signal, ...o.limits })
-          if (stored.reused) {
-            // Another pull committed it meanwhile; ours was not read.
-            layer.tar.destroy()
-            reused++
-          } else unpacked++
-          o.onEvent?.({
-            type: 'layer',
-            diffId,
-            size: desc.size,
-            state: stored.reused ? 'reused' : 'unpacked',
-          })
-        } finally {
-          await layer.dispose()
-        }
+        const stored = await o.store.unpack(diffId, tar, { signal, ...o.limits })
+        if (stored.reused) {
+          // Another pull committed it meanwhile; ours was not read.
+          tar.destroy()
+          reused++
+        } else unpacked++
+        o.onEvent?.({ type: 'layer', diffId, size: desc.size, state: stored.reused ? 'reused' : 'unpacked' })
       },
       o.signal,
     )
