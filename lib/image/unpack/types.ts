@@ -29,6 +29,11 @@ export interface UnpackOptions extends Io {
   maxTotalSize?: number
   /** Number of tar entries, whiteouts included (default MAX_LAYER_ENTRIES). */
   maxEntries?: number
+  /**
+   * fsync every file and directory the layer wrote before `unpackLayer` returns, so a commit that
+   * follows (a rename) survives power loss. Off for a tree that is rebuilt after a crash anyway.
+   */
+  durable?: boolean
   /** Called for every warning as it happens (they are also in the result). */
   onWarning?: (w: UnpackWarning) => void
 }
