@@ -9,7 +9,9 @@
  *      decompressed, checked against its diff_id, and unpacked into the store's staging, committed
  *      only when every check passed; a layer already stored is reused — but an encrypted one only
  *      after its key was released again (the KBS may have revoked it);
- *   4. the image record is written and the rootfs built (overlay, or a materialized tree).
+ *   4. the image record is written and the rootfs built (overlay, or a materialized tree; when
+ *      materializing is decided up front, each layer is applied as soon as it and all below it
+ *      are stored, while the upper ones are still being pulled).
  */
 import type { DecryptOptions } from '../crypt/decrypt-step.js'
 import { unwrapPrivateOptions } from '../crypt/key-wrapping.js'
@@ -25,13 +27,13 @@ import { openSignedImage } from '../sign/image-signatures.js'
 import type { KeyResolver } from '../sign/key-resolver.js'
 import type { Policy } from '../sign/policy.js'
 import type { RegistriesD } from '../sign/registries-d.js'
-import { forEachLimit } from '../util/concurrency.js'
+import { forEachLimit, inOrder } from '../util/concurrency.js'
 import { CofferError } from '../util/errors.js'
 import type { Io } from '../util/io.js'
 import { MAX_CONFIG_BYTES } from '../util/limits.js'
-import type { LayerLimits, LayerStore } from './layer-store/index.js'
+import type { LayerLimits, LayerStore, StoredLayer } from './layer-store/index.js'
 import { openLayerTar } from './layer-stream.js'
-import { buildRootfs, type Rootfs } from './rootfs.js'
+import { buildRootfs, materializeReasonUpFront, materializeRootfs, type Rootfs } from './rootfs.js'
 
 export type PullEvent =
   | { type: 'verified'; manifestDigest: string; scope: string }
@@ -110,44 +112,67 @@ export async function pullImage(name: ImageName, o: PullOptions): Promise<PullRe
         `the config lists ${diffIds.length} diff_ids for ${manifest.layers.length} layers`,
       )
 
-    // === 3. layers
+    // === 3. layers; a materialized rootfs is built from the bottom up while upper layers still arrive
     let unpacked = 0
     let reused = 0
-    const jobs = manifest.layers.map((desc, i) => ({ desc, diffId: diffIds[i]! }))
-    await forEachLimit(
-      jobs,
-      o.concurrency ?? 3,
-      async ({ desc, diffId }, signal) => {
-        if (await o.store.get(diffId)) {
-          if (isEncryptedMediaType(desc.mediaType)) await proveKeyRelease(desc, o.decrypt, { signal })
-          reused++
-          o.onEvent?.({ type: 'layer', diffId, size: desc.size, state: 'reused' })
-          return
-        }
-        // The store hashes the tar it unpacks against diffId (and commits nothing on a mismatch).
-        const tar = await openLayerTar(source, desc, undefined, {
-          signal,
-          ...(o.decrypt ? { decrypt: o.decrypt } : {}),
-        })
-        const stored = await o.store.unpack(diffId, tar, { signal, ...o.limits })
-        if (stored.reused) {
-          // Another pull committed it meanwhile; ours was not read.
-          tar.destroy()
-          reused++
-        } else unpacked++
-        o.onEvent?.({ type: 'layer', diffId, size: desc.size, state: stored.reused ? 'reused' : 'unpacked' })
-      },
-      o.signal,
-    )
+    const jobs = manifest.layers.map((desc, i) => ({ desc, diffId: diffIds[i]!, index: i }))
+    const stored = inOrder<StoredLayer>(jobs.length)
+    const earlyReason = o.rootfsDir ? materializeReasonUpFront(o.rootfsMode) : undefined
+    const early =
+      o.rootfsDir && earlyReason
+        ? materializeRootfs(o.rootfsDir, stored, earlyReason, o.signal ? { signal: o.signal } : {})
+        : undefined
+    early?.catch(() => undefined) // awaited below, after the layers
+    try {
+      await forEachLimit(
+        jobs,
+        o.concurrency ?? 3,
+        async ({ desc, diffId, index }, signal) => {
+          const existing = await o.store.get(diffId)
+          if (existing) {
+            if (isEncryptedMediaType(desc.mediaType)) await proveKeyRelease(desc, o.decrypt, { signal })
+            reused++
+            o.onEvent?.({ type: 'layer', diffId, size: desc.size, state: 'reused' })
+            stored.put(index, existing)
+            return
+          }
+          // The store hashes the tar it unpacks against diffId (and commits nothing on a mismatch).
+          const tar = await openLayerTar(source, desc, undefined, {
+            signal,
+            ...(o.decrypt ? { decrypt: o.decrypt } : {}),
+          })
+          const layer = await o.store.unpack(diffId, tar, { signal, ...o.limits })
+          if (layer.reused) {
+            // Another pull committed it meanwhile; ours was not read.
+            tar.destroy()
+            reused++
+          } else unpacked++
+          o.onEvent?.({ type: 'layer', diffId, size: desc.size, state: layer.reused ? 'reused' : 'unpacked' })
+          stored.put(index, layer)
+        },
+        o.signal,
+      )
+    } catch (err) {
+      stored.fail(err)
+      await early?.catch(() => undefined) // removes the partial tree
+      throw err
+    }
 
     // === 4. record and rootfs
-    await o.store.putImage({ manifestDigest: doc.digest, diffIds })
-    const rootfs = o.rootfsDir
-      ? await buildRootfs(o.store, diffIds, o.rootfsDir, {
-          ...(o.rootfsMode ? { mode: o.rootfsMode } : {}),
-          ...(o.signal ? { signal: o.signal } : {}),
-        })
-      : undefined
+    try {
+      await o.store.putImage({ manifestDigest: doc.digest, diffIds })
+    } catch (err) {
+      await early?.then((r) => r.release()).catch(() => undefined)
+      throw err
+    }
+    const rootfs = early
+      ? await early
+      : o.rootfsDir
+        ? await buildRootfs(o.store, diffIds, o.rootfsDir, {
+            ...(o.rootfsMode ? { mode: o.rootfsMode } : {}),
+            ...(o.signal ? { signal: o.signal } : {}),
+          })
+        : undefined
     return {
       manifestDigest: topDigest,
       imageDigest: doc.digest,

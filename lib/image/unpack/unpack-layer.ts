@@ -45,8 +45,8 @@ const WHITEOUT_PREFIX = '.wh.'
 const OPAQUE_MARKER = '.wh..wh..opq'
 const AUFS_META_PREFIX = '.wh..wh.'
 const XATTR_PAX_PREFIX = 'SCHILY.xattr.'
-/** Bytes of file content gathered into one writev(2). */
-const WRITE_BATCH = 1 << 20
+/** Bytes of file content gathered into one writev(2): fewer hand-offs to the libuv pool. */
+const WRITE_BATCH = 256 * 1024
 
 /** tar-stream's header; `type` is null at run time for a typeflag it does not know. */
 type EntryHeader = Omit<Header, 'type' | 'pax'> & {
@@ -329,7 +329,7 @@ class LayerUnpacker {
   /**
    * O_EXCL|O_NOFOLLOW: the path was just emptied; a symlink planted there would make this fail.
    * Chunks arrive as the decompressor cut them (many of a few KiB); they are gathered into one
-   * writev(2) of up to WRITE_BATCH bytes, with at most one batch in flight while the next gathers.
+   * writev(2) of WRITE_BATCH bytes or more, with at most one batch in flight while the next gathers.
    * Returns the open handle: the caller sets attributes, then closes (or syncs) it.
    */
   private async writeFile(abs: string, body: EntryBody): Promise<FileHandle> {
