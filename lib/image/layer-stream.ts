@@ -28,17 +28,20 @@ import type { Io } from '../util/io.js'
  * chunks first gained little more and cost one more copy of every byte (more GC, higher RSS).
  */
 const INFLATE_OUT = 256 * 1024
+/** How often `onProgress` hears how much of the blob was fetched. */
+const PROGRESS_INTERVAL_MS = 200
 
 /**
  * Returns the uncompressed tar, which errors at its end if any check failed. `diffId` is checked
  * here when given; pass `undefined` when the consumer hashes the tar itself (the layer store does,
- * and commits nothing on a mismatch), so a pull hashes each tar once.
+ * and commits nothing on a mismatch), so a pull hashes each tar once. `onProgress` hears the bytes
+ * of the blob fetched so far, every 200 ms while that number grows.
  */
 export async function openLayerTar(
   source: ImageSource,
   desc: Descriptor,
   diffId: Digest | undefined,
-  o: Io & { decrypt?: DecryptOptions } = {},
+  o: Io & { decrypt?: DecryptOptions; onProgress?: (fetched: number) => void } = {},
 ): Promise<Readable> {
   const compression = layerCompression(desc.mediaType)
   if (!compression)
@@ -58,22 +61,33 @@ export async function openLayerTar(
   }
   // The blob as stored, checked against its descriptor while it streams.
   const blob = await source.getBlob(desc, o)
-  steps.unshift(verifyingStream(desc.digest as Digest, desc.size))
+  const fetched = verifyingStream(desc.digest as Digest, desc.size)
+  steps.unshift(fetched)
   if (compression !== 'none') steps.push(decompressor(compression))
   if (diffId) steps.push(verifyingStream(diffId))
   const tar = new PassThrough()
+  // Progress is sampled, not reported per chunk: no work per chunk, and few events per layer.
+  const { onProgress } = o
+  let reported = 0
+  const progress = onProgress
+    ? setInterval(() => {
+        if (fetched.size !== reported) onProgress((reported = fetched.size))
+      }, PROGRESS_INTERVAL_MS).unref()
+    : undefined
   // Errors anywhere in the chain reach `tar`, the consumer's stream.
-  pipeline([blob, ...steps, tar]).catch((err: unknown) =>
-    tar.destroy(
-      err instanceof CofferError
-        ? err
-        : new CofferError(
-            'ERR_OCI_LAYER_INVALID',
-            `layer ${desc.digest} cannot be read: ${(err as Error).message}`,
-            { cause: err },
-          ),
-    ),
-  )
+  pipeline([blob, ...steps, tar])
+    .finally(() => clearInterval(progress))
+    .catch((err: unknown) =>
+      tar.destroy(
+        err instanceof CofferError
+          ? err
+          : new CofferError(
+              'ERR_OCI_LAYER_INVALID',
+              `layer ${desc.digest} cannot be read: ${(err as Error).message}`,
+              { cause: err },
+            ),
+      ),
+    )
   return tar
 }
 

@@ -35,8 +35,14 @@ import type { LayerLimits, LayerStore, StoredLayer } from './layer-store/index.j
 import { openLayerTar } from './layer-stream.js'
 import { buildRootfs, materializeReasonUpFront, materializeRootfs, type Rootfs } from './rootfs.js'
 
+/**
+ * What a pull reports as it goes. A layer that is fetched gets `layer-start`, then `layer-progress`
+ * (bytes of its blob fetched, sampled every 200 ms), then `layer`; a reused one only `layer`.
+ */
 export type PullEvent =
   | { type: 'verified'; manifestDigest: string; scope: string }
+  | { type: 'layer-start'; diffId: string; digest: string; size: number }
+  | { type: 'layer-progress'; diffId: string; bytes: number; size: number }
   | { type: 'layer'; diffId: string; size: number; state: 'reused' | 'unpacked' }
 
 export interface PullOptions extends Io {
@@ -137,9 +143,14 @@ export async function pullImage(name: ImageName, o: PullOptions): Promise<PullRe
             return
           }
           // The store hashes the tar it unpacks against diffId (and commits nothing on a mismatch).
+          o.onEvent?.({ type: 'layer-start', diffId, digest: desc.digest, size: desc.size })
+          const { onEvent } = o
           const tar = await openLayerTar(source, desc, undefined, {
             signal,
             ...(o.decrypt ? { decrypt: o.decrypt } : {}),
+            ...(onEvent
+              ? { onProgress: (bytes) => onEvent({ type: 'layer-progress', diffId, bytes, size: desc.size }) }
+              : {}),
           })
           const layer = await o.store.unpack(diffId, tar, { signal, ...o.limits })
           if (layer.reused) {
