@@ -9,9 +9,10 @@
  *   trash/<pid>-<rand>/              a layer being deleted by gc
  *
  * Lifecycle of a layer (containerd's content store, applied to directories): it is unpacked into a
- * private staging directory while its diff_id is hashed from the same bytes; only when the stream
- * has been read to EOF and the digest matches is `layer.json` written, the tree fsynced and
- * the whole directory renamed to `layers/sha256/<hex>`. Until that rename it is invisible; after
+ * private staging directory while its diff_id is hashed from the same bytes, and the unpacker
+ * fsyncs each file and directory it wrote (`durable`); only when the stream has been read to EOF
+ * and the digest matches is `layer.json` written (synced) and the whole directory renamed to
+ * `layers/sha256/<hex>`. Until that rename it is invisible; after
  * it, complete. rename(2) of a directory onto an existing non-empty one fails, so when several
  * processes unpack the same diff_id at once exactly one rename wins and the others discard their
  * staging copy and reuse the winner's.
