@@ -3,7 +3,12 @@ import { join, resolve } from 'node:path'
 import type { DecryptOptions } from '../../lib/crypt/decrypt-step.js'
 import { loadImageServiceConfig, type ImageServiceConfig } from '../../lib/image/config.js'
 import { openLayerStore } from '../../lib/image/layer-store/index.js'
-import { pullImage, type PullOptions, type PullResult } from '../../lib/image/pull.js'
+import {
+  defaultLayerConcurrency,
+  pullImage,
+  type PullOptions,
+  type PullResult,
+} from '../../lib/image/pull.js'
 import { trustMaterial } from '../../lib/image/trust-material.js'
 import type { KbsClient } from '../../lib/kbs/client.js'
 import { parseImageName } from '../../lib/oci/image-name.js'
@@ -129,7 +134,7 @@ export async function guestPullSetup(
         trust,
         ...(decrypt ? { decrypt } : {}),
         concurrency: intFlag(
-          opts.concurrency ?? config?.image.max_concurrent_layers ?? 3,
+          opts.concurrency ?? config?.image.max_concurrent_layers ?? defaultLayerConcurrency(),
           '--concurrency',
           1,
           32,
