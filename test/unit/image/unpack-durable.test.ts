@@ -1,13 +1,14 @@
 /**
  * `durable: true` (the layer store's mode): the same tree and result as without, every file and
- * directory fsynced before unpackLayer returns, and no descriptor left open, also when the layer
- * fails halfway.
+ * directory fsynced before unpackLayer returns (or, past MAX_FILE_SYNCS files, one syncfs), and
+ * no descriptor left open, also when the layer fails halfway.
  */
 import { mkdir, mkdtemp, open, readdir, rm, type FileHandle } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { Readable } from 'node:stream'
 import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest'
+import { MAX_FILE_SYNCS } from '../../../lib/image/unpack/durability.js'
 import { unpackLayer } from '../../../lib/image/unpack/index.js'
 import { snapshotTree } from '../../helpers/layer-image.js'
 import { tarBuffer, tarStream, type TarEntry } from '../../helpers/tar-builder.js'
@@ -54,6 +55,26 @@ describe('unpackLayer durable', () => {
     expect(await snapshotTree(durable)).toEqual(await snapshotTree(plain))
     // 3 regular files (the hardlink shares an inode) + the directories '', a, a/b, a/b/c.
     expect(sync.mock.calls.length).toBe(3 + 4)
+    expect(await openFds()).toBe(before)
+  })
+
+  it('a layer of many files: the first ones fsynced one by one, then one syncfs for the rest', async () => {
+    const many: TarEntry[] = Array.from({ length: MAX_FILE_SYNCS + 40 }, (_, i) => ({
+      name: `d${i % 7}/f${i}`,
+      content: `${i}`,
+    }))
+    const plain = await dir('plain-many')
+    const durable = await dir('durable-many')
+    const expected = await unpackLayer(tarStream(many), plain, { whiteouts: 'record' })
+    const probe = await open(join(base, 'probe'), 'w')
+    const proto = Object.getPrototypeOf(probe) as FileHandle
+    await probe.close()
+    const sync = vi.spyOn(proto, 'sync')
+    const before = await openFds()
+    const result = await unpackLayer(tarStream(many), durable, { whiteouts: 'record', durable: true })
+    expect(result).toEqual(expected)
+    expect(await snapshotTree(durable)).toEqual(await snapshotTree(plain))
+    expect(sync.mock.calls.length).toBe(MAX_FILE_SYNCS) // no directory fsyncs: syncfs covers them
     expect(await openFds()).toBe(before)
   })
 
