@@ -15,7 +15,7 @@ import { promisify } from 'node:util'
 const execFileP = promisify(execFile)
 
 /** Files fsynced one by one per layer; beyond that, one syncfs is cheaper. */
-export const MAX_FILE_SYNCS = 256
+export const MAX_FILE_SYNCS = 64
 /**
  * fsyncs in flight in the whole process: the libuv pool has 4 threads, shared with zlib, file
  * writes and the rootfs copy, and several layers unpack at once.
