@@ -584,7 +584,7 @@ function guestPullFlags(cmd: Command): Command {
         .choices(['auto', 'materialize'])
         .default('auto'),
     )
-    .option('--concurrency <n>', 'layers fetched at once (default 3)')
+    .option('--concurrency <n>', 'layers fetched at once (default: one per CPU core, at most 3)')
 }
 
 const pull = guestPullFlags(

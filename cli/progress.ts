@@ -18,9 +18,60 @@ export function humanBytes(n: number): string {
   return `${u === 0 ? v : v.toFixed(1)} ${units[u]}`
 }
 
+/** Bars on stderr, one per item of known size (a blob, a layer), drawn at most 10 times a second. */
+export interface ProgressBars {
+  add(id: string, label: string, total: number): void
+  /** `value` of the item's total is done; `note` replaces the text after the sizes. */
+  update(id: string, value: number, note?: string): void
+  /** A line above the bars. */
+  log(line: string): void
+  /** Draws a last frame and releases the terminal; call before printing a result. Idempotent. */
+  stop(): void
+}
+
+/** cli-progress is loaded only here, so commands without a TTY never pay for it. */
+export async function progressBars(stream: NodeJS.WriteStream = process.stderr): Promise<ProgressBars> {
+  const { MultiBar, Presets } = await import('cli-progress')
+  const multibar = new MultiBar(
+    {
+      stream,
+      // Not {total}/{value}: those are cli-progress's own raw numbers; ours are human sizes.
+      format: '{label} [{bar}] {percentage}% | {done} / {size}{note}',
+      hideCursor: true,
+      clearOnComplete: false,
+      stopOnComplete: false,
+      barsize: 30,
+      fps: 10,
+    },
+    Presets.shades_classic,
+  )
+  const bars = new Map<string, { bar: ReturnType<typeof multibar.create>; total: number }>()
+  let stopped = false
+  return {
+    add: (id, label, total) => {
+      const size = humanBytes(total)
+      bars.set(id, { bar: multibar.create(total, 0, { label, done: humanBytes(0), size, note: '' }), total })
+    },
+    update: (id, value, note) => {
+      const b = bars.get(id)
+      if (!b) return
+      const v = Math.min(value, b.total)
+      b.bar.update(v, { done: humanBytes(v), ...(note !== undefined ? { note: ` ${note}` } : {}) })
+    },
+    log: (line) => multibar.log(`${line}\n`),
+    // One last frame before stopping: a job faster than the frame rate would otherwise show no bars.
+    stop: () => {
+      if (stopped) return
+      stopped = true
+      multibar.update()
+      multibar.stop()
+    },
+  }
+}
+
 /**
- * Renders copy events: bars on a TTY (cli-progress, loaded only then), skopeo-like lines
- * otherwise, JSON lines with --json, nothing with --quiet. Call `stop` before printing a result.
+ * Renders copy events: bars on a TTY, skopeo-like lines otherwise, JSON lines with --json,
+ * nothing with --quiet. Call `stop` before printing a result.
  */
 export async function copyProgress(ctx: CommandContext): Promise<{ sink: CopyEventSink; stop: () => void }> {
   if (ctx.json)
@@ -31,62 +82,31 @@ export async function copyProgress(ctx: CommandContext): Promise<{ sink: CopyEve
   if (ctx.quiet) return { sink: () => {}, stop: () => {} }
   if (!ctx.interactive) return { sink: plainLines, stop: () => {} }
 
-  const { MultiBar, Presets } = await import('cli-progress')
-  const multibar = new MultiBar(
-    {
-      stream: process.stderr,
-      // Not {total}/{value}: those are cli-progress's own raw numbers; ours are human sizes.
-      format: '{label} [{bar}] {percentage}% | {copied} / {size}',
-      hideCursor: true,
-      clearOnComplete: false,
-      stopOnComplete: false,
-      barsize: 30,
-      fps: 10,
-    },
-    Presets.shades_classic,
-  )
-  const bars = new Map<string, ReturnType<typeof multibar.create>>()
+  const bars = await progressBars()
   const sink: CopyEventSink = (e) => {
     switch (e.type) {
       case 'blob-start':
-        bars.set(
-          e.digest,
-          multibar.create(e.size, 0, {
-            label: `Copying blob ${shortDigest(e.digest)}`,
-            copied: humanBytes(0),
-            size: humanBytes(e.size),
-          }),
-        )
+        bars.add(e.digest, `Copying blob ${shortDigest(e.digest)}`, e.size)
         break
       case 'blob-progress':
-        bars.get(e.digest)?.update(Math.min(e.bytes, e.size), { copied: humanBytes(e.bytes) })
+        bars.update(e.digest, e.bytes)
         break
       case 'blob-done':
-        bars.get(e.digest)?.update(e.size, { copied: humanBytes(e.size) })
+        bars.update(e.digest, e.size)
         break
       case 'blob-skipped':
-        multibar.log(
-          `Copying blob ${shortDigest(e.digest)} skipped: ${e.reason === 'exists' ? 'already exists' : 'mounted from the source repository'}\n`,
+        bars.log(
+          `Copying blob ${shortDigest(e.digest)} skipped: ${e.reason === 'exists' ? 'already exists' : 'mounted from the source repository'}`,
         )
         break
       case 'retry':
-        multibar.log(`Retrying (${e.attempt}) after ${e.reason}: ${e.url}\n`)
+        bars.log(`Retrying (${e.attempt}) after ${e.reason}: ${e.url}`)
         break
       default:
         break
     }
   }
-  // One last frame before stopping: a copy faster than the frame rate would otherwise show no bars.
-  let stopped = false
-  return {
-    sink,
-    stop: () => {
-      if (stopped) return
-      stopped = true
-      multibar.update()
-      multibar.stop()
-    },
-  }
+  return { sink, stop: bars.stop }
 }
 
 function plainLines(e: CopyEvent): void {

@@ -1,7 +1,8 @@
 import { resolve } from 'node:path'
 import { openLayerStore } from '../../lib/image/layer-store/index.js'
-import { connectImageService, type ImageServiceClient } from '../../lib/image/service/client.js'
+import { connectImageService, pullEventOf, type ImageServiceClient } from '../../lib/image/service/client.js'
 import { CofferError } from '../../lib/util/errors.js'
+import { pullProgress } from '../pull-progress.js'
 import type { CommandContext } from '../run.js'
 import { guestPullSetup } from './pull.js'
 
@@ -55,15 +56,17 @@ export async function imageServicePullCommand(
   ctx: CommandContext,
 ): Promise<void> {
   await withClient(opts, async (c) => {
-    const r = await c.pullWithProgress(
-      image,
-      (e) => {
-        ctx.emit({ event: e })
-        if (e.type === 'verified') ctx.say(`✔ signature policy accepted ${e.manifest_digest} (${e.scope})`)
-        else ctx.say(`✔ layer ${e.diff_id?.slice(0, 19)}… ${e.size} bytes ${e.state}`)
-      },
-      opts.platform as string | undefined,
-    )
+    const progress = await pullProgress(ctx)
+    const r = await c
+      .pullWithProgress(
+        image,
+        (m) => {
+          const e = pullEventOf(m)
+          if (e) progress.onEvent(e)
+        },
+        opts.platform as string | undefined,
+      )
+      .finally(progress.stop)
     ctx.emit({ result: r })
     ctx.say(
       `Pulled ${image}: ${r.image_ref}, rootfs ${r.rootfs} (${r.layers_unpacked} layers unpacked, ${r.layers_reused} reused)`,

@@ -3,7 +3,12 @@ import { join, resolve } from 'node:path'
 import type { DecryptOptions } from '../../lib/crypt/decrypt-step.js'
 import { loadImageServiceConfig, type ImageServiceConfig } from '../../lib/image/config.js'
 import { openLayerStore } from '../../lib/image/layer-store/index.js'
-import { pullImage, type PullOptions } from '../../lib/image/pull.js'
+import {
+  defaultLayerConcurrency,
+  pullImage,
+  type PullOptions,
+  type PullResult,
+} from '../../lib/image/pull.js'
 import { loadGuestRegistriesD, withRegistryFiles } from '../../lib/image/registry-files.js'
 import { locationReader, trustMaterial } from '../../lib/image/trust-material.js'
 import type { KbsClient } from '../../lib/kbs/client.js'
@@ -12,7 +17,7 @@ import { parsePlatform } from '../../lib/oci/platform.js'
 import { CofferError } from '../../lib/util/errors.js'
 import { attestedKbsClient } from '../kbs-client-flags.js'
 import { intFlag, registryAccess } from '../flags.js'
-import { humanBytes } from '../progress.js'
+import { pullProgress } from '../pull-progress.js'
 import type { CommandContext } from '../run.js'
 
 /**
@@ -30,18 +35,20 @@ export async function pullCommand(
   try {
     const rootfsDir = resolve(opts.rootfs as string)
     const started = performance.now()
-    const result = await pullImage(name, {
-      ...setup.pull,
-      store: await openLayerStore(setup.storeDir),
-      rootfsDir,
-      ...(opts.platform ? { platform: parsePlatform(opts.platform as string) } : {}),
-      signal: ctx.signal,
-      onEvent: (e) => {
-        ctx.emit({ event: e })
-        if (e.type === 'verified') ctx.say(`✔ signature policy accepted ${e.manifestDigest} (${e.scope})`)
-        else ctx.say(`✔ layer ${e.diffId.slice(0, 19)}… ${humanBytes(e.size)} ${e.state}`)
-      },
-    })
+    const progress = await pullProgress(ctx)
+    let result: PullResult
+    try {
+      result = await pullImage(name, {
+        ...setup.pull,
+        store: await openLayerStore(setup.storeDir),
+        rootfsDir,
+        ...(opts.platform ? { platform: parsePlatform(opts.platform as string) } : {}),
+        signal: ctx.signal,
+        onEvent: progress.onEvent,
+      })
+    } finally {
+      progress.stop()
+    }
     const seconds = (performance.now() - started) / 1000
     ctx.emit({
       result: {
@@ -140,7 +147,7 @@ export async function guestPullSetup(
         trust,
         ...(decrypt ? { decrypt } : {}),
         concurrency: intFlag(
-          opts.concurrency ?? config?.image.max_concurrent_layers ?? 3,
+          opts.concurrency ?? config?.image.max_concurrent_layers ?? defaultLayerConcurrency(),
           '--concurrency',
           1,
           32,

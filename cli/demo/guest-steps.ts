@@ -127,7 +127,10 @@ export async function runGuest(s: DemoSession, plan: AttesterPlan, image: BuiltI
           config: {},
         },
         signal: ctx.signal,
-        onEvent: (e) => pullLines.push(describePullEvent(e)),
+        onEvent: (e) => {
+          const line = describePullEvent(e)
+          if (line) pullLines.push(line)
+        },
       })
       if (!result.rootfs) throw new CofferError('ERR_INTERNAL', 'the pull built no rootfs')
       const entries = await checkSampleRootfs(result.rootfs.path)
@@ -206,10 +209,12 @@ function describeToken(token: string): string {
   }
 }
 
-function describePullEvent(e: PullEvent): string {
-  return e.type === 'verified'
-    ? `signature policy accepted ${e.manifestDigest} (${e.scope})`
-    : `layer ${e.diffId.slice(0, 19)}… ${humanBytes(e.size)} decrypted, checked and ${e.state}`
+/** One line per verdict and per finished layer; start and progress events are not news here. */
+function describePullEvent(e: PullEvent): string | undefined {
+  if (e.type === 'verified') return `signature policy accepted ${e.manifestDigest} (${e.scope})`
+  if (e.type === 'layer')
+    return `layer ${e.diffId.slice(0, 19)}… ${humanBytes(e.size)} decrypted, checked and ${e.state}`
+  return undefined
 }
 
 function describeEntry(e: RootfsEntry): string {

@@ -2,19 +2,13 @@ import type { Readable } from 'node:stream'
 import type { Digest } from '../oci/digest.js'
 import type { LayerFiles, LayerTransform, TransformedLayer } from '../oci/layer-transform.js'
 import type { Descriptor } from '../oci/schemas.js'
-import { CofferError } from '../util/errors.js'
 import type { Io } from '../util/io.js'
-import {
-  parsePrivateOptions,
-  parsePublicOptions,
-  type PrivateOptions,
-  type PublicOptions,
-} from './block-cipher-options.js'
+import type { PrivateOptions, PublicOptions } from './block-cipher-options.js'
 import { decryptFailed } from './decrypt-failed.js'
-import { unwrapPrivateOptions } from './key-wrapping.js'
-import { ENC_ANNOTATION_PREFIX, PUBOPTS_ANNOTATION, type DecryptConfig, type KeyWrapper } from './keywrap.js'
+import { ENC_ANNOTATION_PREFIX, type DecryptConfig, type KeyWrapper } from './keywrap.js'
 import { createLayerDecryptor, layerDecryptionKey } from './layer-cipher.js'
 import { runLayerFileJob, type ParkedLayer } from './layer-file-job.js'
+import { unwrapLayerOptions } from './layer-options.js'
 import { decryptedMediaType, isEncryptedMediaType } from './media-types.js'
 import { spool } from './spool.js'
 
@@ -39,18 +33,8 @@ export function decryptionStep(o: DecryptOptions): LayerTransform {
       io: Io,
       files: LayerFiles = {},
     ): Promise<TransformedLayer> {
-      const where = `layer ${desc.digest}`
       const annotations = desc.annotations ?? {}
-      const pubopts = annotations[PUBOPTS_ANNOTATION]
-      if (pubopts === undefined)
-        throw new CofferError(
-          'ERR_CRYPT_OPTIONS_INVALID',
-          `${where} is encrypted but has no ${PUBOPTS_ANNOTATION} annotation`,
-        )
-      const pub = parsePublicOptions(pubopts, where)
-      const priv = parsePrivateOptions(
-        await unwrapPrivateOptions(o.wrappers, o.config, annotations, where, io),
-      )
+      const { priv, pub } = await unwrapLayerOptions(desc, o, io)
       const layer = files.source
         ? await decryptFile(desc, priv, pub, files.source, files.target, io)
         : await decryptStream(priv, pub, read, io)

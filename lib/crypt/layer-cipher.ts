@@ -1,6 +1,6 @@
 import { createCipheriv, createDecipheriv, createHmac, randomBytes, timingSafeEqual } from 'node:crypto'
 import { Transform, type TransformCallback } from 'node:stream'
-import type { Digest } from '../oci/digest.js'
+import { Digester, parseDigest, type Digest } from '../oci/digest.js'
 import { AES_256_CTR_HMAC_SHA256, type PrivateOptions, type PublicOptions } from './block-cipher-options.js'
 import { decryptFailed } from './decrypt-failed.js'
 import { CofferError } from '../util/errors.js'
@@ -66,21 +66,34 @@ export function layerOptions(
 /**
  * Ciphertext in, plaintext out. The HMAC is checked at EOF, in constant time; on a mismatch the
  * stream fails with ERR_CRYPT_DECRYPT_FAILED ('decryption failed'), so whoever consumes it must
- * treat everything it read as untrusted until the stream ended cleanly (coffer spools it).
+ * treat everything it read as untrusted until the stream ended cleanly (the copy spools it; the
+ * pull unpacks into staging). With `plaintextDigest` (the digest the private options recorded) the
+ * plaintext is hashed in the same pass and a mismatch fails the same way, after the HMAC.
  */
-export function createLayerDecryptor(priv: PrivateOptions, pub: PublicOptions): Transform {
+export function createLayerDecryptor(
+  priv: PrivateOptions,
+  pub: PublicOptions,
+  plaintextDigest?: Digest,
+): Transform {
   const { key, nonce } = layerDecryptionKey(priv, pub)
   const decipher = createDecipheriv('aes-256-ctr', key, nonce)
   const mac = createHmac('sha256', key)
+  const plain = plaintextDigest ? new Digester(parseDigest(plaintextDigest).algorithm) : undefined
   return new Transform({
     transform(chunk: Buffer, _enc, cb: TransformCallback) {
       mac.update(chunk)
-      cb(null, decipher.update(chunk))
+      const out = decipher.update(chunk)
+      plain?.update(out)
+      cb(null, out)
     },
     flush(cb: TransformCallback) {
       const tail = decipher.final()
-      if (tail.length) this.push(tail)
-      cb(timingSafeEqual(mac.digest(), pub.hmac) ? null : decryptFailed())
+      if (tail.length) {
+        plain?.update(tail)
+        this.push(tail)
+      }
+      if (!timingSafeEqual(mac.digest(), pub.hmac)) return cb(decryptFailed())
+      cb(plain && plain.digest() !== plaintextDigest ? decryptFailed() : null)
     },
   })
 }

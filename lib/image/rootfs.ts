@@ -103,8 +103,49 @@ export async function buildRootfs(
       await rm(work, { recursive: true, force: true })
     }
   }
+  return applyLayers(dir, layers, reason, o)
+}
+
+/**
+ * Why `buildRootfs` will materialize, when that is known before any layer is stored (it would try
+ * overlay only in 'auto' mode as root): the caller can then build the tree while the layers are
+ * still being pulled (`materializeRootfs`).
+ */
+export function materializeReasonUpFront(mode: RootfsOptions['mode']): string | undefined {
+  if (mode === 'materialize') return 'materialize requested'
+  if (process.getuid?.() !== 0) return 'not root'
+  return undefined
+}
+
+/**
+ * A materialized rootfs in `dir` (created), built from `layers` (bottom first) as they arrive:
+ * each layer is applied as soon as the iterable yields it, so a pull copies the lower layers into
+ * the tree while it still fetches the upper ones. The result equals `buildRootfs` in materialize
+ * mode. If `layers` throws, the partial tree is removed and the error rethrown.
+ */
+export async function materializeRootfs(
+  dir: string,
+  layers: AsyncIterable<StoredLayer>,
+  reason: string,
+  o: Io = {},
+): Promise<Rootfs> {
+  await mkdir(dir, { recursive: true, mode: 0o700 })
+  await mkdir(join(dir, 'rootfs'), { mode: 0o755 })
+  return applyLayers(dir, layers, reason, o)
+}
+
+async function applyLayers(
+  dir: string,
+  layers: Iterable<StoredLayer> | AsyncIterable<StoredLayer>,
+  reason: string,
+  o: Io,
+): Promise<Rootfs> {
+  const rootfs = join(dir, 'rootfs')
+  const release = async (): Promise<void> => {
+    await rm(dir, { recursive: true, force: true })
+  }
   try {
-    for (const l of layers) {
+    for await (const l of layers) {
       if (o.signal?.aborted) throw new CofferError('ERR_CANCELED', 'rootfs build canceled')
       await applyLayer(rootfs, l)
     }

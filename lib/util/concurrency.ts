@@ -38,3 +38,32 @@ export async function forEachLimit<T>(
   if (failure) throw failure.error
   if (parent?.aborted) throw parent.reason
 }
+
+/**
+ * Results that complete in any order, read back in index order: `put(i, v)` as each finishes,
+ * `fail(err)` to end the reader, and `for await (const v of q)` yields item 0, 1, … as soon as
+ * each and every one before it is in. A consumer can start on the lower items of a pipeline
+ * while the upper ones are still running.
+ */
+export function inOrder<T>(count: number): {
+  put(index: number, value: T): void
+  fail(err: unknown): void
+  [Symbol.asyncIterator](): AsyncIterator<T>
+} {
+  const slots = Array.from({ length: count }, () => {
+    const slot = {} as { promise: Promise<T>; resolve(v: T): void; reject(err: unknown): void }
+    slot.promise = new Promise<T>((resolve, reject) => Object.assign(slot, { resolve, reject }))
+    return slot
+  })
+  // A failure may come when nobody reads any more; it must not count as unhandled.
+  for (const s of slots) s.promise.catch(() => undefined)
+  return {
+    put: (i, v) => slots[i]?.resolve(v),
+    fail: (err) => {
+      for (const s of slots) s.reject(err)
+    },
+    async *[Symbol.asyncIterator]() {
+      for (const s of slots) yield await s.promise
+    },
+  }
+}

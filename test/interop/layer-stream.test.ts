@@ -29,14 +29,10 @@ async function tarDigest(
   diffId: string,
   decrypt?: Parameters<typeof openLayerTar>[3],
 ): Promise<string> {
-  const layer = await openLayerTar(source, desc, diffId as Digest, decrypt)
-  try {
-    const hash = createHash('sha256')
-    for await (const chunk of layer.tar) hash.update(chunk as Buffer)
-    return `sha256:${hash.digest('hex')}`
-  } finally {
-    await layer.dispose()
-  }
+  const tar = await openLayerTar(source, desc, diffId as Digest, decrypt)
+  const hash = createHash('sha256')
+  for await (const chunk of tar) hash.update(chunk as Buffer)
+  return `sha256:${hash.digest('hex')}`
 }
 
 async function manifestLayers(source: ImageSource): Promise<Descriptor[]> {

@@ -9,9 +9,10 @@
  *   trash/<pid>-<rand>/              a layer being deleted by gc
  *
  * Lifecycle of a layer (containerd's content store, applied to directories): it is unpacked into a
- * private staging directory while its diff_id is hashed from the same bytes; only when the stream
- * has been read to EOF and the digest matches is `layer.json` written, the file system synced and
- * the whole directory renamed to `layers/sha256/<hex>`. Until that rename it is invisible; after
+ * private staging directory while its diff_id is hashed from the same bytes, and the unpacker
+ * fsyncs each file and directory it wrote (`durable`); only when the stream has been read to EOF
+ * and the digest matches is `layer.json` written (synced) and the whole directory renamed to
+ * `layers/sha256/<hex>`. Until that rename it is invisible; after
  * it, complete. rename(2) of a directory onto an existing non-empty one fails, so when several
  * processes unpack the same diff_id at once exactly one rename wins and the others discard their
  * staging copy and reuse the winner's.
@@ -25,11 +26,9 @@
  * gc takes it exclusive and waits (store-lock.ts), whichever process each runs in.
  */
 import { createHash, randomBytes } from 'node:crypto'
-import { execFile } from 'node:child_process'
 import { mkdir, readdir, rename, rm } from 'node:fs/promises'
 import { join } from 'node:path'
 import { pipeline, Transform, type Readable, type TransformCallback } from 'node:stream'
-import { promisify } from 'node:util'
 import { parseDigest } from '../../oci/digest.js'
 import { fsyncDir, writeFileAtomic } from '../../util/atomic-file.js'
 import { CofferError } from '../../util/errors.js'
@@ -39,8 +38,6 @@ import { unpackLayer } from '../unpack/unpack-layer.js'
 import type { UnpackOptions, UnpackWarning } from '../unpack/types.js'
 import { ImageRecordSchema, LayerMetaSchema, type ImageRecord, type LayerMeta } from './records.js'
 import { lockStoreExclusive, lockStoreShared, type StoreLock, type StoreLockOptions } from './store-lock.js'
-
-const execFileP = promisify(execFile)
 
 /** Staging and trash names this process is using right now (see `ownerAlive`). */
 const ACTIVE = new Set<string>()
@@ -140,6 +137,7 @@ class DirLayerStore implements LayerStore {
       const result = await unpackLayer(hashed, join(staging, 'rootfs'), {
         ...o,
         whiteouts: overlayMarkers ? 'overlay' : 'record',
+        durable: true,
       })
       // === verify before anything becomes visible
       const actual = `sha256:${hasher.hex()}`
@@ -159,9 +157,9 @@ class DirLayerStore implements LayerStore {
         xattrs: result.xattrs,
         createdAt: new Date().toISOString(),
       }
+      // The unpacker fsynced every file and directory of the tree; the record is synced as written.
       await writeFileAtomic(join(staging, 'layer.json'), JSON.stringify(meta))
-      // === sync the file system so a committed layer survives power loss, then commit by rename
-      await execFileP('sync', ['-f', staging], { timeout: 120_000 })
+      // === commit by rename, durable once the parent directory is synced
       const final = join(this.layersDir, hex)
       try {
         await rename(staging, final)

@@ -1,14 +1,18 @@
 /** Client of the image service socket, for `coffer image-service pull | status | list | remove`. */
 import * as grpc from '@grpc/grpc-js'
 import { fromGrpcError } from '../../util/grpc-errors.js'
+import type { PullEvent } from '../pull.js'
 import { imageServiceDefinition, type ImageMessage } from './proto.js'
 
+/** A PullEvent message as it arrives (proto.ts); uint64 fields may come as strings. */
 export interface PullProgressEvent {
-  type: 'verified' | 'layer' | 'done'
+  type: 'verified' | 'layer-start' | 'layer-progress' | 'layer' | 'done'
   manifest_digest?: string
   scope?: string
   diff_id?: string
+  digest?: string
   size?: string | number
+  bytes?: string | number
   state?: string
 }
 
@@ -72,5 +76,23 @@ export function connectImageService(socket: string): ImageServiceClient {
       await call('RemoveImage', { image: { image } })
     },
     close: () => client.close(),
+  }
+}
+
+/** A PullEvent message back as the pull's own event (undefined for `done` or an unknown type). */
+export function pullEventOf(m: PullProgressEvent): PullEvent | undefined {
+  const diffId = m.diff_id ?? ''
+  const size = Number(m.size ?? 0)
+  switch (m.type) {
+    case 'verified':
+      return { type: 'verified', manifestDigest: m.manifest_digest ?? '', scope: m.scope ?? '' }
+    case 'layer-start':
+      return { type: 'layer-start', diffId, digest: m.digest ?? '', size }
+    case 'layer-progress':
+      return { type: 'layer-progress', diffId, bytes: Number(m.bytes ?? 0), size }
+    case 'layer':
+      return { type: 'layer', diffId, size, state: m.state === 'reused' ? 'reused' : 'unpacked' }
+    default:
+      return undefined
   }
 }

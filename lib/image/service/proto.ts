@@ -21,13 +21,15 @@ message PullImageRequest { ImageSpec image = 1; string platform = 2; }
 message PullImageResponse { string image_ref = 1; string rootfs = 2; uint32 layers_unpacked = 3; uint32 layers_reused = 4; }
 // PullImageProgress: the same pull, streaming what happens; the last message carries the result.
 message PullEvent {
-  string type = 1;               // "verified" | "layer" | "done"
+  string type = 1;               // "verified" | "layer-start" | "layer-progress" | "layer" | "done"
   string manifest_digest = 2;    // verified: what the policy accepted
   string scope = 3;              // verified: the policy scope that decided
-  string diff_id = 4;            // layer
-  uint64 size = 5;               // layer: compressed bytes
+  string diff_id = 4;            // layer-start, layer-progress, layer
+  uint64 size = 5;               // layer-start, layer-progress, layer: compressed bytes
   string state = 6;              // layer: "unpacked" | "reused"
   PullImageResponse result = 7;  // done
+  uint64 bytes = 8;              // layer-progress: blob bytes fetched so far (sampled every 200 ms)
+  string digest = 9;             // layer-start: the layer blob's digest
 }
 message ImageStatusRequest { ImageSpec image = 1; }
 message ImageStatusResponse { Image image = 1; }
@@ -84,6 +86,8 @@ const JSON_DEF: Parameters<typeof protoLoader.fromJSON>[0] = {
                     size: { type: 'uint64', id: 5 },
                     state: str(6),
                     result: { type: 'PullImageResponse', id: 7 },
+                    bytes: { type: 'uint64', id: 8 },
+                    digest: str(9),
                   },
                 },
                 ImageStatusRequest: { fields: { image: { type: 'ImageSpec', id: 1 } } },

@@ -138,13 +138,7 @@ export async function startImageService(o: ImageServiceOptions): Promise<Running
     PullImageProgress: (
       call: grpc.ServerWritableStream<{ image?: { image?: string }; platform?: string }, unknown>,
     ) => {
-      pull(call.request, (e) =>
-        call.write(
-          e.type === 'verified'
-            ? { type: 'verified', manifest_digest: e.manifestDigest, scope: e.scope }
-            : { type: 'layer', diff_id: e.diffId, size: e.size, state: e.state },
-        ),
-      ).then(
+      pull(call.request, (e) => call.write(pullEventMessage(e))).then(
         (result) => {
           call.write({ type: 'done', result })
           call.end()
@@ -233,4 +227,18 @@ async function exists(path: string): Promise<boolean> {
 async function releaseRootfs(rootfs: string): Promise<void> {
   await execFileP('umount', [rootfs]).catch(() => {})
   await rm(join(rootfs, '..'), { recursive: true, force: true })
+}
+
+/** A pull event as the PullEvent message of the gRPC stream (proto.ts). */
+function pullEventMessage(e: PullEvent): Record<string, unknown> {
+  switch (e.type) {
+    case 'verified':
+      return { type: e.type, manifest_digest: e.manifestDigest, scope: e.scope }
+    case 'layer-start':
+      return { type: e.type, diff_id: e.diffId, digest: e.digest, size: e.size }
+    case 'layer-progress':
+      return { type: e.type, diff_id: e.diffId, bytes: e.bytes, size: e.size }
+    case 'layer':
+      return { type: e.type, diff_id: e.diffId, size: e.size, state: e.state }
+  }
 }

@@ -29,6 +29,12 @@ export interface UnpackOptions extends Io {
   maxTotalSize?: number
   /** Number of tar entries, whiteouts included (default MAX_LAYER_ENTRIES). */
   maxEntries?: number
+  /**
+   * Make every file and directory the layer wrote durable before `unpackLayer` returns (fsyncs, or
+   * one syncfs for a layer of many files: `durability.ts`), so a commit that follows (a rename)
+   * survives power loss. Off for a tree that is rebuilt after a crash anyway.
+   */
+  durable?: boolean
   /** Called for every warning as it happens (they are also in the result). */
   onWarning?: (w: UnpackWarning) => void
 }

@@ -21,6 +21,7 @@ import {
   mkdir,
   open,
   rm,
+  type FileHandle,
   symlink,
   utimes,
   readdir,
@@ -35,6 +36,7 @@ import {
   MAX_LAYER_PATH_BYTES,
   MAX_LAYER_TOTAL_BYTES,
 } from '../../util/limits.js'
+import { LayerDurability } from './durability.js'
 import { ensureNoSymlinkOnPath, resolveInside, sanitizeEntryPath, setDirTimes } from './safe-path.js'
 import { makeDevice, makeFifo, OVERLAY_OPAQUE_XATTR, setXattr } from './special-files.js'
 import type { UnpackOptions, UnpackResult, UnpackWarning, UnpackWarningCode } from './types.js'
@@ -43,6 +45,8 @@ const WHITEOUT_PREFIX = '.wh.'
 const OPAQUE_MARKER = '.wh..wh..opq'
 const AUFS_META_PREFIX = '.wh..wh.'
 const XATTR_PAX_PREFIX = 'SCHILY.xattr.'
+/** Bytes of file content gathered into one writev(2): fewer hand-offs to the libuv pool. */
+const WRITE_BATCH = 256 * 1024
 
 /** tar-stream's header; `type` is null at run time for a typeflag it does not know. */
 type EntryHeader = Omit<Header, 'type' | 'pax'> & {
@@ -81,14 +85,16 @@ export async function unpackLayer(source: Readable, dest: string, o: UnpackOptio
     tar.destroy()
     source.destroy()
     await feeding.catch(() => undefined)
+    await u.abandon()
     throw asTarError(sourceFailure ?? err)
   }
   try {
     await feeding
+    await u.finish()
   } catch (err) {
+    await u.abandon()
     throw asTarError(err)
   }
-  await u.finish()
   return u.result
 }
 
@@ -173,6 +179,7 @@ class LayerUnpacker {
    * layer may change a directory's attributes.
    */
   private readonly keptTimes = new Map<string, { atime: Date; mtime: Date }>()
+  private readonly durability: LayerDurability | undefined
 
   constructor(
     private readonly root: string,
@@ -181,6 +188,7 @@ class LayerUnpacker {
     this.maxEntrySize = o.maxEntrySize ?? MAX_LAYER_ENTRY_BYTES
     this.maxTotalSize = o.maxTotalSize ?? MAX_LAYER_TOTAL_BYTES
     this.maxEntries = o.maxEntries ?? MAX_LAYER_ENTRIES
+    this.durability = o.durable ? new LayerDurability(root) : undefined
   }
 
   async entry(h: EntryHeader, body: EntryBody): Promise<void> {
@@ -219,6 +227,7 @@ class LayerUnpacker {
 
     switch (type) {
       case 'directory': {
+        this.durability?.dirChanged(path) // its attributes are set at the end
         if (existing?.isDirectory()) break // both directories: only attributes change
         if (existing) await rm(abs, { recursive: true, force: true })
         await mkdir(abs, { mode: 0o700 })
@@ -240,9 +249,19 @@ class LayerUnpacker {
           )
         }
         if (existing) await rm(abs, { recursive: true, force: true })
-        await this.writeFile(abs, body)
+        const fh = await this.writeFile(abs, body)
         this.result.bytes += size
-        break
+        try {
+          this.created.add(path)
+          this.recordXattrs(path, h)
+          await this.applyAttributes(abs, path, h, type)
+        } catch (err) {
+          await fh.close()
+          throw err
+        }
+        if (this.durability) await this.durability.syncAndClose(fh)
+        else await fh.close()
+        return
       }
       case 'symlink': {
         const target = h.linkname ?? ''
@@ -286,6 +305,8 @@ class LayerUnpacker {
   private async prepareParent(path: string): Promise<string> {
     const abs = resolveInside(this.root, path)
     const parts = path.split('/')
+    if (this.durability)
+      for (let i = 0; i < parts.length; i++) this.durability.dirChanged(parts.slice(0, i).join('/'))
     const existing = await ensureNoSymlinkOnPath(this.root, path)
     await this.keepTimes(parts.slice(0, existing).join('/'))
     let cur = join(this.root, ...parts.slice(0, existing))
@@ -305,16 +326,36 @@ class LayerUnpacker {
     if (st?.isDirectory()) this.keptTimes.set(rel, { atime: st.atime, mtime: st.mtime })
   }
 
-  /** O_EXCL|O_NOFOLLOW: the path was just emptied; a symlink planted there would make this fail. */
-  private async writeFile(abs: string, body: EntryBody): Promise<void> {
+  /**
+   * O_EXCL|O_NOFOLLOW: the path was just emptied; a symlink planted there would make this fail.
+   * Chunks arrive as the decompressor cut them (many of a few KiB); they are gathered into one
+   * writev(2) of WRITE_BATCH bytes or more, with at most one batch in flight while the next gathers.
+   * Returns the open handle: the caller sets attributes, then closes (or syncs) it.
+   */
+  private async writeFile(abs: string, body: EntryBody): Promise<FileHandle> {
     const flags = constants.O_WRONLY | constants.O_CREAT | constants.O_EXCL | constants.O_NOFOLLOW
     const fh = await open(abs, flags, 0o600)
     try {
-      // One awaited write per chunk: backpressure without buffering more than a chunk.
-      for await (const chunk of body) await fh.write(chunk)
-    } finally {
+      let batch: Uint8Array[] = []
+      let bytes = 0
+      let writing: Promise<unknown> = Promise.resolve()
+      for await (const chunk of body) {
+        batch.push(chunk)
+        bytes += chunk.length
+        if (bytes < WRITE_BATCH) continue
+        await writing
+        writing = fh.writev(batch)
+        writing.catch(() => undefined) // awaited before the next batch; handled until then
+        batch = []
+        bytes = 0
+      }
+      await writing
+      if (batch.length > 0) await fh.writev(batch)
+    } catch (err) {
       await fh.close()
+      throw err
     }
+    return fh
   }
 
   /**
@@ -430,6 +471,7 @@ class LayerUnpacker {
           continue
         }
         const abs = resolveInside(this.root, dir)
+        this.durability?.dirChanged(dir)
         await ensureNoSymlinkOnPath(this.root, `${dir}/x`)
         const st = await lstatOrNull(abs)
         if (!st?.isDirectory()) await mkdir(abs, { mode: 0o755 })
@@ -442,6 +484,12 @@ class LayerUnpacker {
     for (const [rel, t] of kept) await setDirTimes(this.root, rel, t.atime, t.mtime)
     this.dirTimes.sort((a, b) => b.rel.length - a.rel.length)
     for (const { rel, mtime } of this.dirTimes) await setDirTimes(this.root, rel, mtime, mtime)
+    await this.durability?.finish()
+  }
+
+  /** After a failure: closes the files still being synced (the caller discards the tree). */
+  async abandon(): Promise<void> {
+    await this.durability?.settle()
   }
 
   /** Deletes what lower layers put under `dir`: everything not created here nor above something created here. */

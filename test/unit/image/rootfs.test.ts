@@ -5,7 +5,10 @@ import { Readable } from 'node:stream'
 import { createHash } from 'node:crypto'
 import { afterEach, beforeEach, describe, expect, it } from 'vitest'
 import { openLayerStore, type LayerStore } from '../../../lib/image/layer-store/index.js'
-import { buildRootfs } from '../../../lib/image/rootfs.js'
+import { buildRootfs, materializeRootfs } from '../../../lib/image/rootfs.js'
+import { inOrder } from '../../../lib/util/concurrency.js'
+import { snapshotTree } from '../../helpers/layer-image.js'
+import type { StoredLayer } from '../../../lib/image/layer-store/index.js'
 import { tarBuffer, type TarEntry } from '../../helpers/tar-builder.js'
 
 let work: string
@@ -69,5 +72,59 @@ describe('buildRootfs', () => {
     await expect(buildRootfs(store, [`sha256:${'0'.repeat(64)}`], join(work, 'c3'))).rejects.toMatchObject({
       code: 'ERR_IMAGE_LAYER_NOT_FOUND',
     })
+  })
+})
+
+describe('materializeRootfs (layers applied as they arrive)', () => {
+  const layers = (): TarEntry[][] => [
+    [
+      { name: 'etc/', type: 'dir', mode: 0o755 },
+      { name: 'etc/a', content: 'a1' },
+      { name: 'bin/busybox', content: 'bb', mode: 0o755 },
+      { name: 'o/lower', content: 'l' },
+    ],
+    [
+      { name: 'etc/a', content: 'a2' },
+      { name: 'bin/sh', type: 'link', target: 'bin/busybox' },
+      { name: 'o/.wh..wh..opq', content: '' },
+      { name: 'o/upper', content: 'u' },
+    ],
+    [
+      { name: 'etc/.wh.a', content: '' },
+      { name: 'etc/b', type: 'symlink', target: '../bin/sh' },
+    ],
+  ]
+
+  it('gives the tree buildRootfs materializes, whatever order the layers are stored in', async () => {
+    const ids: string[] = []
+    for (const l of layers()) ids.push(await add(l))
+    const reference = await buildRootfs(store, ids, join(work, 'ref'), { mode: 'materialize' })
+    // Stored top first, with delays: the tree is still built bottom up.
+    const arrivals = inOrder<StoredLayer>(ids.length)
+    const building = materializeRootfs(join(work, 'inc'), arrivals, 'materialize requested')
+    for (const i of [2, 0, 1]) {
+      await new Promise((r) => setTimeout(r, 10))
+      arrivals.put(i, (await store.get(ids[i]!))!)
+    }
+    const r = await building
+    try {
+      expect(r.kind).toBe('materialized')
+      expect(await snapshotTree(r.path)).toEqual(await snapshotTree(reference.path))
+      expect((await readdir(join(r.path, 'etc'))).sort()).toEqual(['b'])
+    } finally {
+      await r.release()
+      await reference.release()
+    }
+  })
+
+  it('removes the partial tree when a layer fails to arrive', async () => {
+    const id = await add(layers()[0]!)
+    const arrivals = inOrder<StoredLayer>(2)
+    const building = materializeRootfs(join(work, 'fail'), arrivals, 'materialize requested')
+    arrivals.put(0, (await store.get(id))!)
+    await new Promise((r) => setTimeout(r, 20))
+    arrivals.fail(new Error('layer 1 failed'))
+    await expect(building).rejects.toThrow('layer 1 failed')
+    await expect(lstat(join(work, 'fail'))).rejects.toThrow(/ENOENT/)
   })
 })

@@ -1,0 +1,90 @@
+/**
+ * `durable: true` (the layer store's mode): the same tree and result as without, every file and
+ * directory fsynced before unpackLayer returns (or, past MAX_FILE_SYNCS files, one syncfs), and
+ * no descriptor left open, also when the layer fails halfway.
+ */
+import { mkdir, mkdtemp, open, readdir, rm, type FileHandle } from 'node:fs/promises'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
+import { Readable } from 'node:stream'
+import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest'
+import { MAX_FILE_SYNCS } from '../../../lib/image/unpack/durability.js'
+import { unpackLayer } from '../../../lib/image/unpack/index.js'
+import { snapshotTree } from '../../helpers/layer-image.js'
+import { tarBuffer, tarStream, type TarEntry } from '../../helpers/tar-builder.js'
+
+let base: string
+beforeEach(async () => {
+  base = await mkdtemp(join(tmpdir(), 'coffer-unpack-durable-'))
+})
+afterEach(async () => {
+  vi.restoreAllMocks()
+  await rm(base, { recursive: true, force: true })
+})
+
+const entries: TarEntry[] = [
+  { name: 'a/', type: 'dir', mode: 0o750 },
+  { name: 'a/b/c/file', content: 'x'.repeat(3000) },
+  { name: 'a/big', type: 'big', size: 3 << 20 },
+  { name: 'a/link', type: 'symlink', target: 'b/c/file' },
+  { name: 'a/hard', type: 'link', target: 'a/b/c/file' },
+  { name: 'top', content: 'top' },
+]
+
+const openFds = async (): Promise<number> => (await readdir('/proc/self/fd')).length
+
+async function dir(name: string): Promise<string> {
+  const d = join(base, name)
+  await mkdir(d)
+  return d
+}
+
+describe('unpackLayer durable', () => {
+  it('gives the same tree and result, after fsyncing every file and directory', async () => {
+    const plain = await dir('plain')
+    const durable = await dir('durable')
+    const expected = await unpackLayer(tarStream(entries), plain, { whiteouts: 'record' })
+    // FileHandle is not exported as a class value; spy on the prototype of one.
+    const probe = await open(join(base, 'probe'), 'w')
+    const proto = Object.getPrototypeOf(probe) as FileHandle
+    await probe.close()
+    const sync = vi.spyOn(proto, 'sync')
+    const before = await openFds()
+    const result = await unpackLayer(tarStream(entries), durable, { whiteouts: 'record', durable: true })
+    expect(result).toEqual(expected)
+    expect(await snapshotTree(durable)).toEqual(await snapshotTree(plain))
+    // 3 regular files (the hardlink shares an inode) + the directories '', a, a/b, a/b/c.
+    expect(sync.mock.calls.length).toBe(3 + 4)
+    expect(await openFds()).toBe(before)
+  })
+
+  it('a layer of many files: the first ones fsynced one by one, then one syncfs for the rest', async () => {
+    const many: TarEntry[] = Array.from({ length: MAX_FILE_SYNCS + 40 }, (_, i) => ({
+      name: `d${i % 7}/f${i}`,
+      content: `${i}`,
+    }))
+    const plain = await dir('plain-many')
+    const durable = await dir('durable-many')
+    const expected = await unpackLayer(tarStream(many), plain, { whiteouts: 'record' })
+    const probe = await open(join(base, 'probe'), 'w')
+    const proto = Object.getPrototypeOf(probe) as FileHandle
+    await probe.close()
+    const sync = vi.spyOn(proto, 'sync')
+    const before = await openFds()
+    const result = await unpackLayer(tarStream(many), durable, { whiteouts: 'record', durable: true })
+    expect(result).toEqual(expected)
+    expect(await snapshotTree(durable)).toEqual(await snapshotTree(plain))
+    expect(sync.mock.calls.length).toBe(MAX_FILE_SYNCS) // no directory fsyncs: syncfs covers them
+    expect(await openFds()).toBe(before)
+  })
+
+  it('closes every file it was syncing when the layer fails halfway', async () => {
+    const tar = await tarBuffer(entries)
+    const truncated = Readable.from([tar.subarray(0, tar.length - 2 * 1024 * 1024)])
+    const before = await openFds()
+    await expect(
+      unpackLayer(truncated, await dir('cut'), { whiteouts: 'record', durable: true }),
+    ).rejects.toMatchObject({ code: 'ERR_IMAGE_TAR_INVALID' })
+    expect(await openFds()).toBe(before)
+  })
+})
