@@ -7,6 +7,7 @@
 import { spawn } from 'node:child_process'
 import { realpath } from 'node:fs/promises'
 import { fileURLToPath } from 'node:url'
+import { awaitMounted, MountWaitError } from '../../lib/storage/mount/await-mounted.js'
 import { cofferMountpoints } from '../../lib/storage/mount/state.js'
 import { lazyUnmount } from '../../lib/storage/fuse/serve.js'
 import { CofferError } from '../../lib/util/errors.js'
@@ -69,40 +70,17 @@ export async function startEphemeralMount(
     })())
 
   try {
-    await new Promise<void>((resolve, reject) => {
-      const fail = (message: string): void =>
-        reject(new CofferError('ERR_STORAGE_MOUNT_FAILED', `${message}: ${stderr.trim() || 'no output'}`))
-      const timer = setTimeout(
-        () => fail(`coffer mount did not come up within ${MOUNT_TIMEOUT_MS / 1000}s`),
-        MOUNT_TIMEOUT_MS,
+    await awaitMounted(child, { timeoutMs: MOUNT_TIMEOUT_MS, signal: o.signal }).catch((err: unknown) => {
+      if (err instanceof MountWaitError && err.reason === 'canceled')
+        throw new CofferError('ERR_CANCELED', 'canceled while mounting')
+      const why = err instanceof MountWaitError ? err.message : String(err)
+      throw new CofferError(
+        'ERR_STORAGE_MOUNT_FAILED',
+        `coffer mount ${why}: ${stderr.trim() || 'no output'}`,
+        {
+          cause: err,
+        },
       )
-      const onAbort = (): void => reject(new CofferError('ERR_CANCELED', 'canceled while mounting'))
-      o.signal?.addEventListener('abort', onAbort, { once: true })
-      const done = (): void => {
-        clearTimeout(timer)
-        o.signal?.removeEventListener('abort', onAbort)
-      }
-      let pending = ''
-      child.stdout.setEncoding('utf8').on('data', (chunk: string) => {
-        pending += chunk
-        let nl: number
-        while ((nl = pending.indexOf('\n')) !== -1) {
-          const line = pending.slice(0, nl)
-          pending = pending.slice(nl + 1)
-          if (line.startsWith('{"mounted"')) {
-            done()
-            resolve()
-          }
-        }
-      })
-      child.once('error', (err) => {
-        done()
-        fail(`cannot start coffer mount: ${err.message}`)
-      })
-      child.once('exit', (code, sig) => {
-        done()
-        fail(`coffer mount exited (${sig ?? `exit ${code}`})`)
-      })
     })
   } catch (err) {
     await stop().catch(() => undefined)

@@ -12,6 +12,7 @@ import { mkdir } from 'node:fs/promises'
 import { fileURLToPath } from 'node:url'
 import { createVolume } from '../storage/open-volume.js'
 import { readPassphraseFile } from '../storage/passphrase-file.js'
+import { awaitMounted, MountWaitError } from '../storage/mount/await-mounted.js'
 import { CofferError, type CofferErrorCode } from '../util/errors.js'
 import type { Io } from '../util/io.js'
 import { isMountPoint } from './mountinfo.js'
@@ -151,58 +152,20 @@ function kbsFlags(key: Extract<VolumeKey, { kind: 'kbs' }>, urlFlag: string): st
  * filesystem answers from then on). If it exits first, its stderr is the error.
  */
 function serveMount(argv: string[], target: string, log: (l: string) => void, o: Io = {}): Promise<void> {
-  return new Promise((resolve, reject) => {
-    const [cmd, ...args] = argv
-    const child = spawn(cmd!, args, { stdio: ['ignore', 'pipe', 'pipe'] })
-    let settled = false
-    let stderr = ''
-    const fail = (message: string, cause?: unknown): void => {
-      if (settled) return
-      settled = true
-      clearTimeout(timer)
-      o.signal?.removeEventListener('abort', onAbort)
-      if (child.exitCode === null) child.kill('SIGTERM')
-      reject(new CofferError('ERR_CSI_MOUNT_FAILED', message, { cause }))
-    }
-    const timer = setTimeout(
-      () => fail(`${describe(argv)} at ${target} did not come up within ${MOUNT_TIMEOUT_MS / 1000}s`),
-      MOUNT_TIMEOUT_MS,
-    )
-    const onAbort = (): void => fail(`${describe(argv)} at ${target}: canceled`)
-    o.signal?.addEventListener('abort', onAbort, { once: true })
-    let pending = ''
-    child.stdout.setEncoding('utf8').on('data', (chunk: string) => {
-      pending += chunk
-      let nl: number
-      while ((nl = pending.indexOf('\n')) !== -1) {
-        const line = pending.slice(0, nl)
-        pending = pending.slice(nl + 1)
-        if (!settled && isMountedEvent(line)) {
-          settled = true
-          clearTimeout(timer)
-          o.signal?.removeEventListener('abort', onAbort)
-          resolve()
-        }
-      }
-    })
-    child.stderr.setEncoding('utf8').on('data', (chunk: string) => {
-      stderr = (stderr + chunk).slice(-2000)
-      for (const l of chunk.split('\n')) if (l.trim()) log(l)
-    })
-    child.on('error', (err) => fail(`${describe(argv)}: ${err.message}`, err))
-    child.on('exit', (code, signal) =>
-      fail(
-        `${describe(argv)} at ${target} exited (${signal ?? `exit ${code}`}): ${stderr.trim() || 'no output'}`,
-      ),
-    )
+  const [cmd, ...args] = argv
+  const child = spawn(cmd!, args, { stdio: ['ignore', 'pipe', 'pipe'] })
+  let stderr = ''
+  child.stderr.setEncoding('utf8').on('data', (chunk: string) => {
+    stderr = (stderr + chunk).slice(-2000)
+    for (const l of chunk.split('\n')) if (l.trim()) log(l)
   })
-}
-
-function isMountedEvent(line: string): boolean {
-  try {
-    const v = JSON.parse(line) as unknown
-    return typeof v === 'object' && v !== null && 'mounted' in v
-  } catch {
-    return false
-  }
+  return awaitMounted(child, { timeoutMs: MOUNT_TIMEOUT_MS, signal: o.signal }).catch((err: unknown) => {
+    if (child.exitCode === null) child.kill('SIGTERM')
+    const why = err instanceof MountWaitError ? err.message : String(err)
+    const output =
+      err instanceof MountWaitError && err.reason === 'exited' ? `: ${stderr.trim() || 'no output'}` : ''
+    throw new CofferError('ERR_CSI_MOUNT_FAILED', `${describe(argv)} at ${target}: ${why}${output}`, {
+      cause: err,
+    })
+  })
 }
