@@ -50,10 +50,13 @@ describe('coffer CLI', () => {
     }
   })
 
-  it('encryption loads only the key wrappers: no attester or verifier code (their parsers cost start-up)', async () => {
+  it('encryption loads only the key wrappers it uses: no attester or verifier code, pkcs7 and pgp on demand', async () => {
     const reached = await staticImports(join(dirname(COFFER_BIN), '..', 'plugins', 'keywraps.js'))
     expect(reached.filter((f) => /^(plugins\/(attester|verifier)|lib\/attest)\//.test(f))).toEqual([])
     expect(reached).toContain('plugins/keywrap/jwe/jwe-keywrap.js')
+    // pkcs7 (ASN.1 schemas) and pgp (OpenPGP.js) load on their first wrap or unwrap.
+    expect(reached).not.toContain('plugins/keywrap/pkcs7/pkcs7-keywrap.js')
+    expect(reached).not.toContain('plugins/keywrap/pgp/pgp-keywrap.js')
   })
 
   it.each(['copy', 'inspect', 'gc', 'demo'])('%s --help explains the command', async (cmd) => {

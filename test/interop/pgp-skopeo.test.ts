@@ -26,7 +26,7 @@ import {
   EC_GPG_PUBKEYS,
   EC_GPG_RECIPIENTS,
   PGP_ANNOTATION,
-} from '../../plugins/keywrap/pgp/index.js'
+} from '../../plugins/keywrap/pgp/pgp-keywrap.js'
 import { makeSampleLayout, skopeo, type SampleImage } from '../helpers/skopeo.js'
 import { expectDecryptFailed } from '../suites/keywrap.js'
 import {

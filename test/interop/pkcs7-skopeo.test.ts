@@ -18,7 +18,7 @@ import type { DecryptConfig, EncryptConfig } from '../../lib/crypt/keywrap.js'
 import { copyImage } from '../../lib/oci/copy.js'
 import { openLayoutDestination } from '../../lib/oci/layout/layout-destination.js'
 import { openLayoutSource } from '../../lib/oci/layout/layout-source.js'
-import { createPkcs7KeyWrapper, PKCS7_ANNOTATION } from '../../plugins/keywrap/pkcs7/index.js'
+import { createPkcs7KeyWrapper, PKCS7_ANNOTATION } from '../../plugins/keywrap/pkcs7/pkcs7-keywrap.js'
 import { makeSampleLayout, skopeo, type SampleImage } from '../helpers/skopeo.js'
 import { expectDecryptFailed } from '../suites/keywrap.js'
 import {

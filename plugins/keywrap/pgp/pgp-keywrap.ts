@@ -43,20 +43,23 @@ import { CofferError } from '../../../lib/util/errors.js'
 import { throwIfAborted, type Io } from '../../../lib/util/io.js'
 import { MAX_CRYPT_OPTIONS_BYTES, MAX_KEYS_ANNOTATION_BYTES } from '../../../lib/util/limits.js'
 import { decryptFailed } from '../../../lib/crypt/decrypt-failed.js'
+import {
+  DC_GPG_PRIVATEKEYS,
+  DC_GPG_PRIVATEKEYS_PASSWORDS,
+  EC_GPG_PUBKEYRINGFILE,
+  EC_GPG_PUBKEYS,
+  EC_GPG_RECIPIENTS,
+  pgpSelection,
+} from './selection.js'
 
-/** The layer annotation this wrapper writes and reads. */
-export const PGP_ANNOTATION = 'org.opencontainers.image.enc.keys.pgp'
-
-/** EncryptConfig: public key files (coffer's convention, see the module doc). */
-export const EC_GPG_PUBKEYS = 'gpg-pubkeys'
-/** EncryptConfig: names or e-mail addresses to pick from `gpg-pubkeyringfile` (ocicrypt). */
-export const EC_GPG_RECIPIENTS = 'gpg-recipients'
-/** EncryptConfig: a public keyring as `gpg --export` writes it (ocicrypt). */
-export const EC_GPG_PUBKEYRINGFILE = 'gpg-pubkeyringfile'
-/** DecryptConfig: secret keys or keyrings (ocicrypt). */
-export const DC_GPG_PRIVATEKEYS = 'gpg-privatekeys'
-/** DecryptConfig: passwords for `gpg-privatekeys`, by position (ocicrypt). */
-export const DC_GPG_PRIVATEKEYS_PASSWORDS = 'gpg-privatekeys-passwords'
+export {
+  DC_GPG_PRIVATEKEYS,
+  DC_GPG_PRIVATEKEYS_PASSWORDS,
+  EC_GPG_PUBKEYRINGFILE,
+  EC_GPG_PUBKEYS,
+  EC_GPG_RECIPIENTS,
+  PGP_ANNOTATION,
+} from './selection.js'
 
 /**
  * One wrapped message as unwrapKey takes it (an annotation element, base64-decoded). Ours are a few
@@ -83,17 +86,10 @@ const OPENPGP_CONFIG: PartialConfig = {
 const FULL_CONFIG: Config = { ...openpgpDefaults, ...OPENPGP_CONFIG }
 
 class PgpKeyWrapper implements KeyWrapper {
-  readonly name = 'pgp'
-  readonly annotationId = PGP_ANNOTATION
-
-  hasRecipients(ec: EncryptConfig): boolean {
-    return (ec[EC_GPG_PUBKEYS]?.length ?? 0) > 0 || (ec[EC_GPG_RECIPIENTS]?.length ?? 0) > 0
-  }
-
-  /** As ocicrypt's NoPossibleKeys: pgp needs `gpg-privatekeys`; whether they fit shows only on unwrap. */
-  noPossibleKeys(dc: DecryptConfig): boolean {
-    return (dc[DC_GPG_PRIVATEKEYS]?.length ?? 0) === 0
-  }
+  readonly name = pgpSelection.name
+  readonly annotationId = pgpSelection.annotationId
+  readonly hasRecipients = pgpSelection.hasRecipients
+  readonly noPossibleKeys = pgpSelection.noPossibleKeys
 
   async wrapKeys(ec: EncryptConfig, privateOptions: Uint8Array, o: Io = {}): Promise<Uint8Array> {
     throwIfAborted(o.signal)

@@ -37,9 +37,9 @@ import {
 } from './cms.js'
 import { rsaDecryptPkcs1v15 } from './pkcs1v15.js'
 import { decryptFailed } from '../../../lib/crypt/decrypt-failed.js'
+import { pkcs7Selection } from './selection.js'
 
-/** The layer annotation this wrapper writes and reads. */
-export const PKCS7_ANNOTATION = 'org.opencontainers.image.enc.keys.pkcs7'
+export { PKCS7_ANNOTATION } from './selection.js'
 /**
  * Largest EnvelopedData unwrapping parses (an annotation element, base64-decoded); about 300
  * bytes per recipient plus the ~200-byte options. Kept here, beside its one reader.
@@ -62,17 +62,10 @@ interface KeyPair {
 }
 
 class Pkcs7KeyWrapper implements KeyWrapper {
-  readonly name = 'pkcs7'
-  readonly annotationId = PKCS7_ANNOTATION
-
-  hasRecipients(ec: EncryptConfig): boolean {
-    return (ec.x509s?.length ?? 0) > 0
-  }
-
-  /** ocicrypt checks `privkeys` only; without a certificate nothing could match either. */
-  noPossibleKeys(dc: DecryptConfig): boolean {
-    return (dc.privkeys?.length ?? 0) === 0 || (dc.x509s?.length ?? 0) === 0
-  }
+  readonly name = pkcs7Selection.name
+  readonly annotationId = pkcs7Selection.annotationId
+  readonly hasRecipients = pkcs7Selection.hasRecipients
+  readonly noPossibleKeys = pkcs7Selection.noPossibleKeys
 
   async wrapKeys(ec: EncryptConfig, privateOptions: Uint8Array, o: Io = {}): Promise<Uint8Array> {
     throwIfAborted(o.signal)

@@ -20,8 +20,8 @@ import {
   EC_GPG_PUBKEYS,
   EC_GPG_RECIPIENTS,
   PGP_ANNOTATION,
-  plugin,
-} from '../../../../plugins/keywrap/pgp/index.js'
+} from '../../../../plugins/keywrap/pgp/pgp-keywrap.js'
+import { plugin } from '../../../../plugins/keywrap/pgp/index.js'
 import {
   expectDecryptFailed,
   keyWrapperSuite,

@@ -13,12 +13,12 @@ import {
   parseCertificate,
   readGcmParameters,
 } from '../../../../plugins/keywrap/pkcs7/cms.js'
+import { plugin } from '../../../../plugins/keywrap/pkcs7/index.js'
 import {
   createPkcs7KeyWrapper,
   MAX_PKCS7_BYTES,
   PKCS7_ANNOTATION,
-  plugin,
-} from '../../../../plugins/keywrap/pkcs7/index.js'
+} from '../../../../plugins/keywrap/pkcs7/pkcs7-keywrap.js'
 import { rsaDecryptPkcs1v15, unpadPkcs1v15 } from '../../../../plugins/keywrap/pkcs7/pkcs1v15.js'
 import { expectDecryptFailed, keyWrapperSuite, samplePrivateOptions } from '../../../suites/keywrap.js'
 
