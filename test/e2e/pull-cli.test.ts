@@ -219,25 +219,12 @@ describe('coffer pull', () => {
         },
       },
     }
-    const h = await kbs.adminHeaders()
-    const put = (path: string, body: Buffer | string) =>
-      call(`${kbs.url}/kbs/v0/resource/${path}`, {
-        method: 'POST',
-        headers: { ...h, 'content-type': 'application/octet-stream' },
-        body,
-      })
-    await put('apps/image-kek/app', Buffer.alloc(32, 7))
-    await put('apps/cosign-key/app', await readFile(file('cosign.pub')))
-    await put('apps/security-policy/app', JSON.stringify(policy))
-    const rp = {
-      version: 'coffer.dev/kbs-resource-policy/v1',
-      rules: [{ effect: 'allow', resources: ['apps/*/*'], when: 'tee == "sample"' }],
-    }
-    await call(`${kbs.url}/kbs/v0/resource-policy`, {
-      method: 'POST',
-      headers: { ...h, 'content-type': 'application/json' },
-      body: JSON.stringify({ policy: Buffer.from(JSON.stringify(rp)).toString('base64url') }),
+    await kbs.putResources({
+      'apps/image-kek/app': Buffer.alloc(32, 7),
+      'apps/cosign-key/app': await readFile(file('cosign.pub')),
+      'apps/security-policy/app': JSON.stringify(policy),
     })
+    await kbs.allowResources(['apps/*/*'], 'tee == "sample"')
 
     const run = await coffer([
       'pull',
@@ -312,15 +299,7 @@ describe('coffer pull', () => {
         }),
       })
       // Only a TPM whose AK the KBS trusts gets these keys (no PCR reference values: status is warning).
-      const rp = {
-        version: 'coffer.dev/kbs-resource-policy/v1',
-        rules: [{ effect: 'allow', resources: ['apps/*/*'], when: 'tee == "tpm" && trust.hardware == 2' }],
-      }
-      await call(`${kbs.url}/kbs/v0/resource-policy`, {
-        method: 'POST',
-        headers: { ...h, 'content-type': 'application/json' },
-        body: JSON.stringify({ policy: Buffer.from(JSON.stringify(rp)).toString('base64url') }),
-      })
+      await kbs.allowResources(['apps/*/*'], 'tee == "tpm" && trust.hardware == 2')
       const args = (attester: string[]) => [
         'pull',
         '--json',

@@ -10,7 +10,6 @@ import { join } from 'node:path'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { coffer, resultOf } from '../helpers/coffer.js'
 import { startTestKbs, type TestKbs } from '../helpers/kbs.js'
-import { call } from '../helpers/rcar.js'
 import { startRegistry, type TestRegistry } from '../helpers/registry.js'
 import { makeSampleLayout, skopeo } from '../helpers/skopeo.js'
 
@@ -98,25 +97,12 @@ describe('coffer pull --config: auth, registries.conf, registries.d, limits', ()
     await writeFile(file('blocked.conf'), `${alias}blocked = true\n`)
     await mkdir(file('empty.d'))
 
-    const h = await kbs.adminHeaders()
-    const put = (path: string, body: string) =>
-      call(`${kbs.url}/kbs/v0/resource/${path}`, {
-        method: 'POST',
-        headers: { ...h, 'content-type': 'application/octet-stream' },
-        body,
-      })
-    await put('apps/auth/guest', auth)
-    await put('apps/registries-conf/guest', alias)
-    await put('apps/registries-d/guest', 'default-docker:\n  use-sigstore-attachments: true\n')
-    const rp = {
-      version: 'coffer.dev/kbs-resource-policy/v1',
-      rules: [{ effect: 'allow', resources: ['apps/*/*'], when: 'tee == "sample"' }],
-    }
-    await call(`${kbs.url}/kbs/v0/resource-policy`, {
-      method: 'POST',
-      headers: { ...h, 'content-type': 'application/json' },
-      body: JSON.stringify({ policy: Buffer.from(JSON.stringify(rp)).toString('base64url') }),
+    await kbs.putResources({
+      'apps/auth/guest': auth,
+      'apps/registries-conf/guest': alias,
+      'apps/registries-d/guest': 'default-docker:\n  use-sigstore-attachments: true\n',
     })
+    await kbs.allowResources(['apps/*/*'], 'tee == "sample"')
   }, 120_000)
   afterAll(async () => {
     await kbs?.close()

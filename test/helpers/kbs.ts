@@ -9,8 +9,10 @@ import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { createInterface } from 'node:readline'
 import { signAdminToken } from '../../lib/kbs/admin-auth.js'
+import { KbsAdminClient } from '../../lib/kbs/admin-client.js'
 import { parseKbsConfig } from '../../lib/kbs/config.js'
 import { createMemoryStore } from '../../lib/kbs/memory-store.js'
+import { parseResourceUri } from '../../lib/kbs/resource-uri.js'
 import { startKbs, type KbsPlugins, type RunningKbs } from '../../lib/kbs/serve.js'
 import type { KbsStore } from '../../lib/kbs/store.js'
 import { createVerifier, verifierNames } from '../../plugins/index.js'
@@ -22,6 +24,10 @@ export interface TestKbs extends RunningKbs {
   readonly adminPublicKeyPath: string
   readonly adminPrivateKeyPath: string
   adminHeaders(): Promise<Record<string, string>>
+  /** Stores resources through the admin API (`coffer kbs put-resource`'s client): path → bytes. */
+  putResources(resources: Record<string, string | Uint8Array>): Promise<void>
+  /** Installs a resource policy of one allow rule: `resources` (globs) when `when` (CEL) holds. */
+  allowResources(resources: string[], when: string): Promise<void>
 }
 
 export interface TestKbsOptions {
@@ -30,6 +36,19 @@ export interface TestKbsOptions {
   store?: KbsStore
   /** Receives the server's JSON log lines (set config.log.level to see them). */
   logStream?: NodeJS.WritableStream
+}
+
+async function withAdmin(
+  url: string,
+  adminKey: KeyObject,
+  use: (a: KbsAdminClient) => Promise<void>,
+): Promise<void> {
+  const admin = new KbsAdminClient({ url, adminKey })
+  try {
+    await use(admin)
+  } finally {
+    await admin.close()
+  }
 }
 
 export async function startTestKbs(o: TestKbsOptions = {}): Promise<TestKbs> {
@@ -71,6 +90,20 @@ export async function startTestKbs(o: TestKbsOptions = {}): Promise<TestKbs> {
     adminPublicKeyPath,
     adminPrivateKeyPath,
     adminHeaders: async () => ({ authorization: `Bearer ${await signAdminToken(privateKey)}` }),
+    putResources: (resources) =>
+      withAdmin(kbs.url, privateKey, async (admin) => {
+        for (const [path, value] of Object.entries(resources))
+          await admin.putResource(parseResourceUri(`kbs:///${path}`), Buffer.from(value))
+      }),
+    allowResources: (resources, when) =>
+      withAdmin(kbs.url, privateKey, (admin) =>
+        admin.setPolicy(
+          JSON.stringify({
+            version: 'coffer.dev/kbs-resource-policy/v1',
+            rules: [{ effect: 'allow', resources, when }],
+          }),
+        ),
+      ),
     async close() {
       await kbs.close()
       await rm(dir, { recursive: true, force: true })

@@ -18,7 +18,6 @@ import { loadRegistriesD } from '../../lib/sign/registries-d.js'
 import { signImage } from '../../lib/sign/sign-image.js'
 import { createSampleAttester } from '../../plugins/attester/sample/index.js'
 import { startTestKbs, type TestKbs } from '../helpers/kbs.js'
-import { call } from '../helpers/rcar.js'
 import { startRegistry, type TestRegistry } from '../helpers/registry.js'
 import { makeSampleLayout, skopeo } from '../helpers/skopeo.js'
 
@@ -45,15 +44,6 @@ describe('signature policy and keys from the KBS', () => {
       { kind: 'cosign', key: await decryptCosignPrivateKey(privatePem, 'pw') },
       access,
     )
-    const h = await kbs.adminHeaders()
-    const put = (path: string, body: string) =>
-      call(`${kbs.url}/kbs/v0/resource/${path}`, {
-        method: 'POST',
-        headers: { ...h, 'content-type': 'application/octet-stream' },
-        body,
-      })
-    await put('default/cosign-public-key/test', publicPem)
-    await put('default/cosign-public-key/other', (await generateCosignKeyPair('x')).publicPem)
     const policyFor = (key: string) =>
       JSON.stringify({
         default: [{ type: 'reject' }],
@@ -65,18 +55,14 @@ describe('signature policy and keys from the KBS', () => {
           },
         },
       })
-    await put('default/security-policy/test', policyFor('kbs:///default/cosign-public-key/test'))
-    await put('default/security-policy/wrong-key', policyFor('kbs:///default/cosign-public-key/other'))
-    await put('secret/security-policy/test', policyFor('kbs:///default/cosign-public-key/test'))
-    const policy = {
-      version: 'coffer.dev/kbs-resource-policy/v1',
-      rules: [{ effect: 'allow', resources: ['default/*/*'], when: 'tee == "sample"' }],
-    }
-    await call(`${kbs.url}/kbs/v0/resource-policy`, {
-      method: 'POST',
-      headers: { ...h, 'content-type': 'application/json' },
-      body: JSON.stringify({ policy: Buffer.from(JSON.stringify(policy)).toString('base64url') }),
+    await kbs.putResources({
+      'default/cosign-public-key/test': publicPem,
+      'default/cosign-public-key/other': (await generateCosignKeyPair('x')).publicPem,
+      'default/security-policy/test': policyFor('kbs:///default/cosign-public-key/test'),
+      'default/security-policy/wrong-key': policyFor('kbs:///default/cosign-public-key/other'),
+      'secret/security-policy/test': policyFor('kbs:///default/cosign-public-key/test'),
     })
+    await kbs.allowResources(['default/*/*'], 'tee == "sample"')
   }, 120_000)
   afterAll(async () => {
     await kbs?.close()

@@ -8,25 +8,10 @@ import { createMemoryStore } from '../../lib/kbs/memory-store.js'
 import { createSampleAttester } from '../../plugins/attester/sample/index.js'
 import { faultyStore } from '../helpers/faulty-store.js'
 import { startTestKbs, type TestKbs } from '../helpers/kbs.js'
-import { call } from '../helpers/rcar.js'
-
-const POLICY = {
-  version: 'coffer.dev/kbs-resource-policy/v1',
-  rules: [{ effect: 'allow', resources: ['*'], when: 'tee == "sample"' }],
-}
 
 async function seed(kbs: TestKbs, value: string): Promise<void> {
-  const h = await kbs.adminHeaders()
-  await call(`${kbs.url}/kbs/v0/resource/default/key/c`, {
-    method: 'POST',
-    headers: { ...h, 'content-type': 'application/octet-stream' },
-    body: value,
-  })
-  await call(`${kbs.url}/kbs/v0/resource-policy`, {
-    method: 'POST',
-    headers: { ...h, 'content-type': 'application/json' },
-    body: JSON.stringify({ policy: Buffer.from(JSON.stringify(POLICY)).toString('base64url') }),
-  })
+  await kbs.putResources({ 'default/key/c': value })
+  await kbs.allowResources(['*'], 'tee == "sample"')
 }
 
 const count = (metrics: string, route: string): number =>
