@@ -10,17 +10,17 @@
  *
  * Run alone: `node dist/bench/kbs-load.js` (after `npm run build`).
  */
-import { spawn, type ChildProcess } from 'node:child_process'
 import { randomBytes } from 'node:crypto'
-import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises'
+import { mkdtemp, rm, writeFile } from 'node:fs/promises'
 import { Agent, request } from 'node:http'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
-import { createInterface } from 'node:readline'
 import { fileURLToPath } from 'node:url'
 import { runtimeDataDigest } from '../lib/attest/report-data.js'
 import { generateKeyPairSync } from 'node:crypto'
 import { signAdminToken } from '../lib/kbs/admin-auth.js'
+import { startKbsServeProcess } from '../cli/demo/kbs-serve-process.js'
+import { treePeakRssKiB } from './measure.js'
 
 export interface KbsBenchResult {
   concurrency: number
@@ -50,30 +50,18 @@ export async function benchKbs(
   const { privateKey, publicKey } = generateKeyPairSync('ed25519')
   await writeFile(join(dir, 'admin.pub'), publicKey.export({ type: 'spki', format: 'pem' }))
   await writeFile(join(dir, 'policy.json'), POLICY)
-  const server = spawn(
-    process.execPath,
-    [
-      cofferBin,
-      'kbs',
-      'serve',
-      '--port',
-      '0',
-      '--store',
-      'memory',
-      '--allow-sample',
-      '--admin-key',
-      join(dir, 'admin.pub'),
-      '--policy',
-      join(dir, 'policy.json'),
-      '--json',
-      '-q',
-    ],
-    // The server warns on every sample attestation: thousands of lines, not part of the result.
-    { stdio: ['ignore', 'pipe', 'ignore'] },
-  )
+  const server = await startKbsServeProcess({
+    cofferBin,
+    adminPublicKey: join(dir, 'admin.pub'),
+    policyFile: join(dir, 'policy.json'),
+    quiet: true,
+  }).catch(async (err: unknown) => {
+    await rm(dir, { recursive: true, force: true })
+    throw err
+  })
   const agent = new Agent({ keepAlive: true, maxSockets: concurrency })
   try {
-    const url = new URL((JSON.parse(await firstLine(server)) as { listening: string }).listening)
+    const url = new URL(server.url)
     const http = (method: string, path: string, headers: Record<string, string>, body?: string | Buffer) =>
       send(agent, url, method, path, headers, body)
     const admin = { authorization: `Bearer ${await signAdminToken(privateKey)}` }
@@ -131,12 +119,11 @@ export async function benchKbs(
     const handshakes = await load(concurrency, seconds, async () => {
       await handshake()
     })
-    const status = await readFile(`/proc/${server.pid}/status`, 'utf8')
-    const hwm = Number(/^VmHWM:\s+(\d+) kB/m.exec(status)?.[1] ?? 0)
-    return { concurrency, seconds, gets, getsAtGoalRate, handshakes, serverPeakRssMiB: hwm / 1024 }
+    const serverPeakRssMiB = treePeakRssKiB(server.child.pid!) / 1024
+    return { concurrency, seconds, gets, getsAtGoalRate, handshakes, serverPeakRssMiB }
   } finally {
     agent.destroy()
-    await stop(server)
+    await server.stop()
     await rm(dir, { recursive: true, force: true })
   }
 }
@@ -228,19 +215,6 @@ function send(
     req.on('error', reject)
     req.end(body)
   })
-}
-
-function firstLine(child: ChildProcess): Promise<string> {
-  return new Promise((resolve, reject) => {
-    createInterface({ input: child.stdout! }).once('line', resolve)
-    child.once('exit', (code) => reject(new Error(`coffer kbs serve exited with ${code}`)))
-  })
-}
-
-async function stop(child: ChildProcess): Promise<void> {
-  if (child.exitCode !== null) return
-  child.kill('SIGTERM')
-  await new Promise((r) => child.once('exit', r))
 }
 
 export function kbsTable(r: KbsBenchResult): string {

@@ -2,12 +2,11 @@
  * An in-process coffer KBS on 127.0.0.1 (random port) for tests, with an admin key pair and the
  * sample verifier enabled unless asked otherwise. Always `close()` it.
  */
-import { spawn, type ChildProcess } from 'node:child_process'
 import { generateKeyPairSync, type KeyObject } from 'node:crypto'
 import { mkdtemp, rm, writeFile } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
-import { createInterface } from 'node:readline'
+import { startKbsServeProcess, type KbsServeProcess } from '../../cli/demo/kbs-serve-process.js'
 import { signAdminToken } from '../../lib/kbs/admin-auth.js'
 import { KbsAdminClient } from '../../lib/kbs/admin-client.js'
 import { parseKbsConfig } from '../../lib/kbs/config.js'
@@ -112,13 +111,9 @@ export async function startTestKbs(o: TestKbsOptions = {}): Promise<TestKbs> {
 }
 
 /** `coffer kbs serve` as its own process, as an operator runs it (see `spawnKbsServe`). */
-export interface KbsProcess {
-  readonly child: ChildProcess
-  readonly url: string
+export interface KbsProcess extends KbsServeProcess {
   /** `--url URL --admin-key KEY` for the admin commands. */
   readonly adminArgs: string[]
-  /** SIGTERM, and wait for the exit; resolves with its exit code (null if it was already gone). */
-  stop(): Promise<number | null>
 }
 
 /**
@@ -129,40 +124,10 @@ export async function spawnKbsServe(dir: string, policy: string): Promise<KbsPro
   const keys = await coffer(['keys', 'generate', '--type', 'ec', '--out', join(dir, 'admin')])
   if (keys.code !== 0) throw new Error(`keys generate failed: ${keys.stderr}`)
   await writeFile(join(dir, 'policy.json'), policy)
-  const child = spawn(
-    process.execPath,
-    [
-      COFFER_BIN,
-      'kbs',
-      'serve',
-      '--port',
-      '0',
-      '--store',
-      'memory',
-      '--allow-sample',
-      '--admin-key',
-      join(dir, 'admin.pub'),
-      '--policy',
-      join(dir, 'policy.json'),
-      '--json',
-    ],
-    { stdio: ['ignore', 'pipe', 'pipe'] },
-  )
-  child.stderr!.resume()
-  const first = await new Promise<string>((resolve, reject) => {
-    createInterface({ input: child.stdout! }).once('line', resolve)
-    child.once('exit', (code) => reject(new Error(`kbs serve exited with ${code}`)))
+  const kbs = await startKbsServeProcess({
+    cofferBin: COFFER_BIN,
+    adminPublicKey: join(dir, 'admin.pub'),
+    policyFile: join(dir, 'policy.json'),
   })
-  const url = (JSON.parse(first) as { listening: string }).listening
-  return {
-    child,
-    url,
-    adminArgs: ['--url', url, '--admin-key', join(dir, 'admin.key')],
-    async stop() {
-      if (child.exitCode !== null || child.signalCode !== null) return child.exitCode
-      const exited = new Promise<number | null>((r) => child.once('exit', (code) => r(code)))
-      child.kill('SIGTERM')
-      return exited
-    },
-  }
+  return { ...kbs, adminArgs: ['--url', kbs.url, '--admin-key', join(dir, 'admin.key')] }
 }
