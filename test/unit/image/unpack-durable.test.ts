@@ -33,6 +33,14 @@ const entries: TarEntry[] = [
 
 const openFds = async (): Promise<number> => (await readdir('/proc/self/fd')).length
 
+/** Counts FileHandle.sync calls. FileHandle is not exported as a class value; spy on the prototype of one. */
+async function spyOnFileSync() {
+  const probe = await open(join(base, 'probe'), 'w')
+  const proto = Object.getPrototypeOf(probe) as FileHandle
+  await probe.close()
+  return vi.spyOn(proto, 'sync')
+}
+
 async function dir(name: string): Promise<string> {
   const d = join(base, name)
   await mkdir(d)
@@ -44,11 +52,7 @@ describe('unpackLayer durable', () => {
     const plain = await dir('plain')
     const durable = await dir('durable')
     const expected = await unpackLayer(tarStream(entries), plain, { whiteouts: 'record' })
-    // FileHandle is not exported as a class value; spy on the prototype of one.
-    const probe = await open(join(base, 'probe'), 'w')
-    const proto = Object.getPrototypeOf(probe) as FileHandle
-    await probe.close()
-    const sync = vi.spyOn(proto, 'sync')
+    const sync = await spyOnFileSync()
     const before = await openFds()
     const result = await unpackLayer(tarStream(entries), durable, { whiteouts: 'record', durable: true })
     expect(result).toEqual(expected)
@@ -66,10 +70,7 @@ describe('unpackLayer durable', () => {
     const plain = await dir('plain-many')
     const durable = await dir('durable-many')
     const expected = await unpackLayer(tarStream(many), plain, { whiteouts: 'record' })
-    const probe = await open(join(base, 'probe'), 'w')
-    const proto = Object.getPrototypeOf(probe) as FileHandle
-    await probe.close()
-    const sync = vi.spyOn(proto, 'sync')
+    const sync = await spyOnFileSync()
     const before = await openFds()
     const result = await unpackLayer(tarStream(many), durable, { whiteouts: 'record', durable: true })
     expect(result).toEqual(expected)
