@@ -1,19 +1,28 @@
-import type { Transform } from 'node:stream'
+import type { Digest } from '../oci/digest.js'
 import type { Descriptor } from '../oci/schemas.js'
 import type { Io } from '../util/io.js'
 import type { DecryptOptions } from './decrypt-step.js'
-import { createLayerDecryptor } from './layer-cipher.js'
+import { layerKey, type LayerKey } from './layer-cipher.js'
 import { unwrapLayerOptions } from './layer-options.js'
 
 /**
- * Decrypts an encrypted layer as it streams, for a consumer that stages what it reads and commits
- * only once the stream ended cleanly (the layer store's staging directory): plaintext flows before
- * the verdict, and the stream fails at its end, with ERR_CRYPT_DECRYPT_FAILED, if the HMAC or the
- * plaintext digest the private options recorded does not match. Nothing from a tampered layer is
- * ever committed, and the layer is not written to a spool and read back first. The copy pipeline
- * keeps the spool (`decryptionStep`): its destination would publish what it reads.
+ * What decrypting one layer as it streams takes, as plain data (a worker thread may do it): the
+ * key material, and the plaintext digest the private options recorded (if any), checked as well.
+ * The pull decrypts in the stream into the layer store's staging, where nothing counts until
+ * every check passed at the end (`lib/image/layer-checks.ts`); the copy pipeline spools instead
+ * (`decryptionStep`), as its destination would publish what it reads.
  */
-export async function layerDecryptor(desc: Descriptor, o: DecryptOptions, io: Io): Promise<Transform> {
+export interface StreamDecryption {
+  readonly key: LayerKey
+  readonly plaintextDigest?: Digest
+}
+
+/** Unwraps the layer's key (a KBS may be asked): fails before anything of the blob is fetched. */
+export async function unwrapStreamDecryption(
+  desc: Descriptor,
+  o: DecryptOptions,
+  io: Io,
+): Promise<StreamDecryption> {
   const { priv, pub } = await unwrapLayerOptions(desc, o, io)
-  return createLayerDecryptor(priv, pub, priv.digest || undefined)
+  return { key: layerKey(priv, pub), ...(priv.digest ? { plaintextDigest: priv.digest } : {}) }
 }

@@ -75,9 +75,28 @@ export function createLayerDecryptor(
   pub: PublicOptions,
   plaintextDigest?: Digest,
 ): Transform {
-  const { key, nonce } = layerDecryptionKey(priv, pub)
-  const decipher = createDecipheriv('aes-256-ctr', key, nonce)
-  const mac = createHmac('sha256', key)
+  return createDecryptingStream(layerKey(priv, pub), plaintextDigest)
+}
+
+/**
+ * What decrypting one layer takes, as plain data (it is posted to worker threads): the AES key,
+ * the initial counter block and the HMAC the ciphertext must have.
+ */
+export interface LayerKey {
+  readonly key: Uint8Array
+  readonly nonce: Uint8Array
+  readonly hmac: Uint8Array
+}
+
+/** The layer's key material, checked as `layerDecryptionKey` checks it. */
+export function layerKey(priv: PrivateOptions, pub: PublicOptions): LayerKey {
+  return { ...layerDecryptionKey(priv, pub), hmac: pub.hmac }
+}
+
+/** `createLayerDecryptor` from the key material itself. */
+function createDecryptingStream(k: LayerKey, plaintextDigest?: Digest): Transform {
+  const decipher = createDecipheriv('aes-256-ctr', k.key, k.nonce)
+  const mac = createHmac('sha256', k.key)
   const plain = plaintextDigest ? new Digester(parseDigest(plaintextDigest).algorithm) : undefined
   return new Transform({
     transform(chunk: Buffer, _enc, cb: TransformCallback) {
@@ -92,7 +111,7 @@ export function createLayerDecryptor(
         plain?.update(tail)
         this.push(tail)
       }
-      if (!timingSafeEqual(mac.digest(), pub.hmac)) return cb(decryptFailed())
+      if (!timingSafeEqual(mac.digest(), k.hmac)) return cb(decryptFailed())
       cb(plain && plain.digest() !== plaintextDigest ? decryptFailed() : null)
     },
   })

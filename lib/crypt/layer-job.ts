@@ -7,8 +7,7 @@ import {
   type Hmac,
 } from 'node:crypto'
 import { closeSync, openSync, readSync, rmSync, writevSync } from 'node:fs'
-import { Digester, parseDigest, type Digest } from '../oci/digest.js'
-import { CofferError } from '../util/errors.js'
+import { DigestCheck, Digester, type Digest } from '../oci/digest.js'
 import { MiB } from '../util/limits.js'
 import { decryptFailed } from './decrypt-failed.js'
 
@@ -78,8 +77,7 @@ export async function runLayerJob(job: LayerJob, o: RunOptions = {}): Promise<La
 }
 
 function runLayerJobSync(job: LayerJob, { signal, collect }: RunOptions): LayerJobResult {
-  const { algorithm } = parseDigest(job.source.digest)
-  const sourceHash = new Digester(algorithm)
+  const sourceCheck = new DigestCheck(job.source.digest, job.source.size)
   const targetHash = new Digester()
   const mac = createHmac('sha256', job.key)
   const cipher: Cipher =
@@ -95,14 +93,13 @@ function runLayerJobSync(job: LayerJob, { signal, collect }: RunOptions): LayerJ
       const chunk = readChunk(input, buffer)
       if (chunk.length === 0) break
       signal?.throwIfAborted()
-      sourceHash.update(chunk)
-      if (sourceHash.size > job.source.size) throw tooLong(job.source)
+      sourceCheck.update(chunk)
       const out = transform(job.op, cipher, mac, chunk)
       for (const slice of out) targetHash.update(slice)
       writeAll(output, out)
       if (collect && chunks % COLLECT_EVERY_CHUNKS === 0) collect()
     }
-    checkSource(job.source, sourceHash)
+    sourceCheck.verify()
     const hmac = mac.digest()
     if (job.op === 'decrypt' && !(job.hmac && job.hmac.length === 32 && timingSafeEqual(hmac, job.hmac)))
       throw decryptFailed()
@@ -157,25 +154,4 @@ function writeAll(fd: number, slices: Buffer[]): void {
     }
     if (written > 0) rest = [rest[0]!.subarray(written), ...rest.slice(1)]
   }
-}
-
-function checkSource(source: LayerJob['source'], hash: Digester): void {
-  if (hash.size !== source.size)
-    throw new CofferError(
-      'ERR_OCI_SIZE_MISMATCH',
-      `content of ${source.digest} has ${hash.size} bytes, expected ${source.size}`,
-    )
-  const actual = hash.digest()
-  if (actual !== source.digest)
-    throw new CofferError(
-      'ERR_OCI_DIGEST_MISMATCH',
-      `content digest ${actual} does not match the expected ${source.digest}`,
-    )
-}
-
-function tooLong(source: LayerJob['source']): CofferError {
-  return new CofferError(
-    'ERR_OCI_SIZE_MISMATCH',
-    `content of ${source.digest} is longer than the expected ${source.size} bytes`,
-  )
 }

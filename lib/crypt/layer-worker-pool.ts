@@ -6,7 +6,8 @@ import { Worker } from 'node:worker_threads'
 import { CofferError } from '../util/errors.js'
 import type { Io } from '../util/io.js'
 import { runLayerJob, type LayerJob, type LayerJobResult } from './layer-job.js'
-import { fromWire, type JobReply, type JobRequest } from './layer-worker-protocol.js'
+import { fromWire } from '../util/wire-error.js'
+import type { JobReply, JobRequest } from './layer-worker-protocol.js'
 
 /** Runs layer jobs; on any failure the job's target file is gone when the promise rejects. */
 export interface LayerJobRunner {

@@ -5,7 +5,8 @@
 import { parentPort } from 'node:worker_threads'
 import { runLayerJob } from './layer-job.js'
 import { youngGenerationCollector } from './young-gc.js'
-import { toWire, type JobReply, type JobRequest } from './layer-worker-protocol.js'
+import { toWire } from '../util/wire-error.js'
+import type { JobReply, JobRequest } from './layer-worker-protocol.js'
 
 const port = parentPort
 if (!port) throw new Error('layer-worker.js runs only as a worker thread')

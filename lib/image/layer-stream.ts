@@ -1,35 +1,43 @@
 /**
- * One layer of a pulled image as the tar stream an unpacker consumes, with every check on the way:
- * the blob's digest and size (as fetched, resumable), decryption when the layer is `+encrypted`
- * (HMAC and the recorded plaintext digest), decompression by media type, and the config's diff_id
- * over the tar itself. Decryption streams (no spool), so every check but the blob's size fails at
- * the end of the stream: a consumer must treat what it read as untrusted until the stream ended
- * cleanly (the layer store unpacks into staging and commits only then).
+ * One layer of a pulled image as the tar stream an unpacker consumes, with every check on the way
+ * (`layer-checks.ts`): the blob's digest and size (as fetched, resumable), decryption when the
+ * layer is `+encrypted` (HMAC and the recorded plaintext digest), decompression by media type, and
+ * the config's diff_id over the tar itself. Decryption streams (no spool), so every check but the
+ * blob's size fails at the end of the stream: a consumer must treat what it read as untrusted
+ * until the stream ended cleanly (the layer store unpacks into staging and commits only then).
  */
-import { PassThrough, Transform, type Readable } from 'node:stream'
+import { PassThrough, type Readable } from 'node:stream'
 import { pipeline } from 'node:stream/promises'
-import * as zlib from 'node:zlib'
-import { Decompress as ZstdDecompress } from 'fzstd'
+import { unwrapStreamDecryption, type StreamDecryption } from '../crypt/decrypt-stream.js'
 import type { DecryptOptions } from '../crypt/decrypt-step.js'
-import { layerDecryptor } from '../crypt/decrypt-stream.js'
 import { isEncryptedMediaType } from '../crypt/media-types.js'
 import type { Digest } from '../oci/digest.js'
-import { verifyingStream } from '../oci/digest.js'
 import type { ImageSource } from '../oci/image-transport.js'
-import { layerCompression } from '../oci/media-types.js'
 import type { Descriptor } from '../oci/schemas.js'
 import { CofferError } from '../util/errors.js'
 import type { Io } from '../util/io.js'
+import { layerCheckStream, layerChecks } from './layer-checks.js'
+
+/** How often `onProgress` hears how much of the blob was fetched. */
+export const PROGRESS_INTERVAL_MS = 200
 
 /**
- * zlib's output chunk. Each output chunk costs a hand-off to the libuv pool and back, so larger
- * ones save main-thread time (measured on 128 MiB of gzip fed in 64 KiB network chunks: 16 KiB
- * out took 730 ms of main-thread CPU, 256 KiB out 180 ms). Gathering the input into larger
- * chunks first gained little more and cost one more copy of every byte (more GC, higher RSS).
+ * The layer's key, unwrapped, when it is encrypted (ERR_CRYPT_NO_KEY without decryption options):
+ * a missing or revoked key fails before the blob is fetched.
  */
-const INFLATE_OUT = 256 * 1024
-/** How often `onProgress` hears how much of the blob was fetched. */
-const PROGRESS_INTERVAL_MS = 200
+export async function layerDecryption(
+  desc: Descriptor,
+  decrypt: DecryptOptions | undefined,
+  io: Io,
+): Promise<StreamDecryption | undefined> {
+  if (!isEncryptedMediaType(desc.mediaType)) return undefined
+  if (!decrypt)
+    throw new CofferError(
+      'ERR_CRYPT_NO_KEY',
+      `layer ${desc.digest} is encrypted; give a decryption key or a KBS`,
+    )
+  return unwrapStreamDecryption(desc, decrypt, io)
+}
 
 /**
  * Returns the uncompressed tar, which errors at its end if any check failed. `diffId` is checked
@@ -43,82 +51,42 @@ export async function openLayerTar(
   diffId: Digest | undefined,
   o: Io & { decrypt?: DecryptOptions; onProgress?: (fetched: number) => void } = {},
 ): Promise<Readable> {
-  const compression = layerCompression(desc.mediaType)
-  if (!compression)
-    throw new CofferError(
-      'ERR_OCI_MEDIA_TYPE_UNKNOWN',
-      `layer ${desc.digest} has media type ${desc.mediaType}, which is not a layer`,
-    )
-  const steps: Transform[] = []
-  if (isEncryptedMediaType(desc.mediaType)) {
-    if (!o.decrypt)
-      throw new CofferError(
-        'ERR_CRYPT_NO_KEY',
-        `layer ${desc.digest} is encrypted; give a decryption key or a KBS`,
-      )
-    // The key first: a missing or revoked key fails before the blob is fetched.
-    steps.push(await layerDecryptor(desc, o.decrypt, o))
-  }
+  const checks = layerChecks(desc, await layerDecryption(desc, o.decrypt, o), diffId)
   // The blob as stored, checked against its descriptor while it streams.
   const blob = await source.getBlob(desc, o)
-  const fetched = verifyingStream(desc.digest as Digest, desc.size)
-  steps.unshift(fetched)
-  if (compression !== 'none') steps.push(decompressor(compression))
-  if (diffId) steps.push(verifyingStream(diffId))
+  const checked = layerCheckStream(checks)
   const tar = new PassThrough()
-  // Progress is sampled, not reported per chunk: no work per chunk, and few events per layer.
-  const { onProgress } = o
-  let reported = 0
-  const progress = onProgress
-    ? setInterval(() => {
-        if (fetched.size !== reported) onProgress((reported = fetched.size))
-      }, PROGRESS_INTERVAL_MS).unref()
-    : undefined
+  const stopProgress = sampleProgress(() => checked.fetched, o.onProgress)
   // Errors anywhere in the chain reach `tar`, the consumer's stream.
-  pipeline([blob, ...steps, tar])
-    .finally(() => clearInterval(progress))
-    .catch((err: unknown) =>
-      tar.destroy(
-        err instanceof CofferError
-          ? err
-          : new CofferError(
-              'ERR_OCI_LAYER_INVALID',
-              `layer ${desc.digest} cannot be read: ${(err as Error).message}`,
-              { cause: err },
-            ),
-      ),
-    )
+  pipeline([blob, checked, tar])
+    .finally(stopProgress)
+    .catch((err: unknown) => tar.destroy(layerReadError(desc, err)))
   return tar
 }
 
-function decompressor(c: 'gzip' | 'zstd'): Transform {
-  if (c === 'gzip') return zlib.createGunzip({ chunkSize: INFLATE_OUT })
-  // Node 22.15+ has zstd in zlib; Node 20 does not, so a pure-JS streaming decoder fills in.
-  const native = (zlib as unknown as { createZstdDecompress?: () => Transform }).createZstdDecompress
-  if (native) return native()
-  return zstdTransform()
+/**
+ * Reports `bytes()` to `onProgress` every 200 ms while it grows: sampled, not per chunk, so no
+ * work per chunk and few events per layer. Returns the stop function.
+ */
+export function sampleProgress(bytes: () => number, onProgress?: (n: number) => void): () => void {
+  if (!onProgress) return () => {}
+  let reported = 0
+  const timer = setInterval(() => {
+    const n = bytes()
+    if (n !== reported) onProgress((reported = n))
+  }, PROGRESS_INTERVAL_MS).unref()
+  return () => clearInterval(timer)
 }
 
-function zstdTransform(): Transform {
-  let push: ((chunk: Uint8Array) => void) | undefined
-  const decoder = new ZstdDecompress((chunk) => push?.(chunk))
-  return new Transform({
-    transform(chunk: Buffer, _enc, cb) {
-      push = (out) => this.push(Buffer.from(out))
-      try {
-        decoder.push(chunk)
-        cb()
-      } catch (err) {
-        cb(new CofferError('ERR_OCI_LAYER_INVALID', `zstd stream is corrupt: ${(err as Error).message}`))
-      }
-    },
-    flush(cb) {
-      try {
-        decoder.push(new Uint8Array(0), true)
-        cb()
-      } catch (err) {
-        cb(new CofferError('ERR_OCI_LAYER_INVALID', `zstd stream is corrupt: ${(err as Error).message}`))
-      }
-    },
-  })
+/** A failure while reading a layer, as the consumer sees it: coffer's own errors pass unchanged. */
+export function layerReadError(desc: Descriptor, err: unknown): CofferError {
+  return err instanceof CofferError
+    ? err
+    : new CofferError(
+        'ERR_OCI_LAYER_INVALID',
+        `layer ${desc.digest} cannot be read: ${(err as Error).message}`,
+        {
+          cause: err,
+        },
+      )
 }

@@ -33,7 +33,9 @@ import { CofferError } from '../util/errors.js'
 import type { Io } from '../util/io.js'
 import { MAX_CONFIG_BYTES } from '../util/limits.js'
 import type { LayerLimits, LayerStore, StoredLayer } from './layer-store/index.js'
-import { openLayerTar } from './layer-stream.js'
+import { layerChecks } from './layer-checks.js'
+import { layerDecryption, layerReadError, sampleProgress } from './layer-stream.js'
+import { layerStager } from './stage-worker/stage-runner.js'
 import {
   assertRootfsFree,
   buildRootfs,
@@ -142,6 +144,8 @@ async function pullHeld(name: ImageName, o: PullOptions): Promise<PullResult> {
     // === 3. layers; a materialized rootfs is built from the bottom up while upper layers still arrive
     let unpacked = 0
     let reused = 0
+    const stager = layerStager()
+    stager.prestart()
     const jobs = manifest.layers.map((desc, i) => ({ desc, diffId: diffIds[i]!, index: i }))
     const stored = inOrder<StoredLayer>(jobs.length)
     const earlyReason = o.rootfsDir ? materializeReasonUpFront(o.rootfsMode) : undefined
@@ -163,22 +167,36 @@ async function pullHeld(name: ImageName, o: PullOptions): Promise<PullResult> {
             stored.put(index, existing)
             return
           }
-          // The store hashes the tar it unpacks against diffId (and commits nothing on a mismatch).
+          // The key first: a missing or revoked key fails before the blob is fetched. The store
+          // hashes the tar it unpacks against diffId (and commits nothing on a mismatch).
+          const checks = layerChecks(desc, await layerDecryption(desc, o.decrypt, { signal }))
           o.onEvent?.({ type: 'layer-start', diffId, digest: desc.digest, size: desc.size })
-          const { onEvent } = o
-          const tar = await openLayerTar(source, desc, undefined, {
-            signal,
-            ...(o.decrypt ? { decrypt: o.decrypt } : {}),
-            ...(onEvent
-              ? { onProgress: (bytes) => onEvent({ type: 'layer-progress', diffId, bytes, size: desc.size }) }
-              : {}),
-          })
-          const layer = await o.store.unpack(diffId, tar, { signal, ...o.limits })
-          if (layer.reused) {
-            // Another pull committed it meanwhile; ours was not read.
-            tar.destroy()
-            reused++
-          } else unpacked++
+          const layer = await o.store.stage(
+            diffId,
+            async (dest, unpackOptions) => {
+              const blob = await source.getBlob(desc, { signal })
+              let fetched = 0
+              const { onEvent } = o
+              const stop = sampleProgress(
+                () => fetched,
+                onEvent && ((bytes) => onEvent({ type: 'layer-progress', diffId, bytes, size: desc.size })),
+              )
+              try {
+                return await stager.stage(blob, checks, dest, {
+                  ...unpackOptions,
+                  onBytes: (n) => (fetched += n),
+                })
+              } catch (err) {
+                throw layerReadError(desc, err)
+              } finally {
+                stop()
+              }
+            },
+            { signal, ...o.limits },
+          )
+          if (layer.reused)
+            reused++ // another pull committed it meanwhile
+          else unpacked++
           o.onEvent?.({ type: 'layer', diffId, size: desc.size, state: layer.reused ? 'reused' : 'unpacked' })
           stored.put(index, layer)
         },

@@ -61,56 +61,71 @@ export class Digester {
 }
 
 /**
- * A pass-through stream that hashes what flows through it and fails at EOF when the
- * digest or size differ from what was expected (containers/image `digesting_reader.go`).
- * It also fails early once more than `expectedSize` bytes arrive, so an oversized or
- * endless body never reaches its consumer beyond the promised length.
- * Consumers must treat data as untrusted until the stream ended without error.
+ * Content checked against its descriptor as it streams by (containers/image
+ * `digesting_reader.go`): `update` fails once more than `expectedSize` bytes arrived, so an
+ * oversized or endless body is refused as soon as it goes past the promised length; `verify`, at
+ * the end, fails on a short body or a digest mismatch. Until `verify` passed, the content is
+ * untrusted.
  */
+export class DigestCheck {
+  private readonly digester: Digester
+  constructor(
+    readonly expected: Digest,
+    readonly expectedSize?: number,
+  ) {
+    this.digester = new Digester(parseDigest(expected).algorithm)
+  }
+  get size(): number {
+    return this.digester.size
+  }
+  update(chunk: Uint8Array): void {
+    this.digester.update(chunk)
+    if (this.expectedSize !== undefined && this.expectedSize >= 0 && this.digester.size > this.expectedSize)
+      throw new CofferError(
+        'ERR_OCI_SIZE_MISMATCH',
+        `content of ${this.expected} is longer than the expected ${this.expectedSize} bytes`,
+      )
+  }
+  verify(): void {
+    if (this.expectedSize !== undefined && this.expectedSize >= 0 && this.digester.size !== this.expectedSize)
+      throw new CofferError(
+        'ERR_OCI_SIZE_MISMATCH',
+        `content of ${this.expected} has ${this.digester.size} bytes, expected ${this.expectedSize}`,
+      )
+    const actual = this.digester.digest()
+    if (actual !== this.expected)
+      throw new CofferError(
+        'ERR_OCI_DIGEST_MISMATCH',
+        `content digest ${actual} does not match the expected ${this.expected}`,
+      )
+  }
+}
+
+/** A pass-through stream that runs a `DigestCheck`: it fails at EOF on a mismatch, early on excess. */
 export function verifyingStream(
   expected: Digest,
   expectedSize?: number,
 ): Transform & { readonly size: number } {
-  const { algorithm } = parseDigest(expected)
-  const digester = new Digester(algorithm)
+  const check = new DigestCheck(expected, expectedSize)
   const stream = new Transform({
     transform(chunk: Buffer, _enc, cb: TransformCallback) {
-      digester.update(chunk)
-      if (expectedSize !== undefined && expectedSize >= 0 && digester.size > expectedSize) {
-        cb(
-          new CofferError(
-            'ERR_OCI_SIZE_MISMATCH',
-            `content of ${expected} is longer than the expected ${expectedSize} bytes`,
-          ),
-        )
-        return
+      try {
+        check.update(chunk)
+      } catch (err) {
+        return cb(err as Error)
       }
       cb(null, chunk)
     },
     flush(cb: TransformCallback) {
-      if (expectedSize !== undefined && expectedSize >= 0 && digester.size !== expectedSize) {
-        cb(
-          new CofferError(
-            'ERR_OCI_SIZE_MISMATCH',
-            `content of ${expected} has ${digester.size} bytes, expected ${expectedSize}`,
-          ),
-        )
-        return
-      }
-      const actual = digester.digest()
-      if (actual !== expected) {
-        cb(
-          new CofferError(
-            'ERR_OCI_DIGEST_MISMATCH',
-            `content digest ${actual} does not match the expected ${expected}`,
-          ),
-        )
-        return
+      try {
+        check.verify()
+      } catch (err) {
+        return cb(err as Error)
       }
       cb()
     },
   })
-  Object.defineProperty(stream, 'size', { get: () => digester.size })
+  Object.defineProperty(stream, 'size', { get: () => check.size })
   return stream as Transform & { readonly size: number }
 }
 

@@ -188,6 +188,8 @@ export const ERROR_HINTS: Record<CofferErrorCode, string> = {
 
   ERR_IMAGE_ROOTFS_EXISTS:
     'the --rootfs directory already holds a rootfs: pick another directory, or unmount and remove the old one first',
+  ERR_IMAGE_WORKER_FAILED:
+    'a layer worker thread died (often: out of memory); the layer was not committed. Pull again; if it repeats, report it with this output',
 
   // encrypted storage
   ERR_STORAGE_NOT_A_VOLUME:

@@ -135,6 +135,7 @@ export const CODES = {
   ERR_IMAGE_STORE_CORRUPT: 'data_loss',
   ERR_IMAGE_ROOTFS_FAILED: 'failed_precondition',
   ERR_IMAGE_ROOTFS_EXISTS: 'already_exists',
+  ERR_IMAGE_WORKER_FAILED: 'internal',
   // lib/storage/fuse, lib/storage/mount: coffer mount / umount
   ERR_STORAGE_MOUNT_FAILED: 'failed_precondition',
   ERR_STORAGE_MOUNTPOINT_BUSY: 'already_exists',

@@ -25,17 +25,17 @@
  * store's lock shared (`hold`) from its first look at the store until its record is written, and
  * gc takes it exclusive and waits (store-lock.ts), whichever process each runs in.
  */
-import { createHash, randomBytes } from 'node:crypto'
+import { randomBytes } from 'node:crypto'
 import { mkdir, readdir, rename, rm } from 'node:fs/promises'
 import { join } from 'node:path'
-import { pipeline, Transform, type Readable, type TransformCallback } from 'node:stream'
+import type { Readable } from 'node:stream'
 import { parseDigest } from '../../oci/digest.js'
 import { fsyncDir, writeFileAtomic } from '../../util/atomic-file.js'
 import { CofferError } from '../../util/errors.js'
 import { readOptionalFileLimited, type Io } from '../../util/io.js'
 import { MAX_LAYER_META_BYTES } from '../../util/limits.js'
-import { unpackLayer } from '../unpack/unpack-layer.js'
-import type { UnpackOptions, UnpackWarning } from '../unpack/types.js'
+import type { UnpackOptions, UnpackResult, UnpackWarning } from '../unpack/types.js'
+import { unpackHashed } from '../unpack/unpack-hashed.js'
 import { ImageRecordSchema, LayerMetaSchema, type ImageRecord, type LayerMeta } from './records.js'
 import { lockStoreExclusive, lockStoreShared, type StoreLock, type StoreLockOptions } from './store-lock.js'
 
@@ -48,6 +48,12 @@ export interface StoredLayer {
   rootfs: string
   meta: LayerMeta
 }
+
+/**
+ * Unpacks one layer into `dest` (an empty staging directory) with `o`, and returns the sha256 of
+ * the tar it read, trailing blocks included, and the unpacker's result.
+ */
+export type StageFill = (dest: string, o: UnpackOptions) => Promise<{ diffId: string; result: UnpackResult }>
 
 export type LayerLimits = Pick<UnpackOptions, 'maxEntrySize' | 'maxTotalSize' | 'maxEntries' | 'allowDevices'>
 
@@ -63,6 +69,13 @@ export interface LayerStore {
     tar: Readable,
     o?: Io & LayerLimits & { onWarning?: (w: UnpackWarning) => void },
   ): Promise<StoredLayer & { reused: boolean }>
+  /**
+   * `unpack` with the unpacking done by `fill` (a worker thread, say): it gets the staging
+   * directory and the options to unpack with, and returns the digest of the tar it unpacked and
+   * the unpacker's result. Committed exactly as `unpack` commits; `fill` is not called when the
+   * layer is stored already.
+   */
+  stage(diffId: string, fill: StageFill, o?: Io & LayerLimits): Promise<StoredLayer & { reused: boolean }>
   /** The stored layer, or undefined. ERR_IMAGE_STORE_CORRUPT if its record is damaged. */
   get(diffId: string): Promise<StoredLayer | undefined>
   /** diff_ids of all stored layers. */
@@ -116,9 +129,26 @@ class DirLayerStore implements LayerStore {
     }
   }
 
-  async unpack(
+  unpack(
     diffId: string,
     tar: Readable,
+    o: Io & LayerLimits & { onWarning?: (w: UnpackWarning) => void } = {},
+  ): Promise<StoredLayer & { reused: boolean }> {
+    return this.stage(diffId, (dest, uo) => unpackHashed(tar, dest, uo), o).then(
+      (layer) => {
+        if (layer.reused) tar.destroy()
+        return layer
+      },
+      (err: unknown) => {
+        tar.destroy()
+        throw err
+      },
+    )
+  }
+
+  async stage(
+    diffId: string,
+    fill: StageFill,
     o: Io & LayerLimits & { onWarning?: (w: UnpackWarning) => void } = {},
   ): Promise<StoredLayer & { reused: boolean }> {
     const hex = sha256Hex(diffId)
@@ -130,17 +160,14 @@ class DirLayerStore implements LayerStore {
     ACTIVE.add(name)
     await mkdir(join(staging, 'rootfs'), { recursive: true, mode: 0o755 })
     try {
-      // === hash the exact bytes the unpacker reads, trailing blocks included (read to EOF)
-      const hasher = new HashingPassThrough()
-      const hashed = pipeline(tar, hasher, () => undefined) // errors reach the unpacker through `hasher`
+      // === unpack, hashing the exact bytes the unpacker reads
       const overlayMarkers = process.getuid?.() === 0
-      const result = await unpackLayer(hashed, join(staging, 'rootfs'), {
+      const { diffId: actual, result } = await fill(join(staging, 'rootfs'), {
         ...o,
         whiteouts: overlayMarkers ? 'overlay' : 'record',
         durable: true,
       })
       // === verify before anything becomes visible
-      const actual = `sha256:${hasher.hex()}`
       if (actual !== diffId) {
         throw new CofferError('ERR_IMAGE_DIFF_ID_MISMATCH', `layer content is ${actual}, expected ${diffId}`)
       }
@@ -175,7 +202,6 @@ class DirLayerStore implements LayerStore {
       await fsyncDir(this.layersDir)
       return { diffId, rootfs: join(final, 'rootfs'), meta, reused: false }
     } catch (err) {
-      tar.destroy()
       await rm(staging, { recursive: true, force: true })
       throw err
     } finally {
@@ -326,16 +352,5 @@ function ownerAlive(name: string): boolean {
     return true
   } catch (err) {
     return (err as NodeJS.ErrnoException).code === 'EPERM'
-  }
-}
-
-class HashingPassThrough extends Transform {
-  private readonly hash = createHash('sha256')
-  override _transform(chunk: Buffer, _enc: BufferEncoding, cb: TransformCallback): void {
-    this.hash.update(chunk)
-    cb(null, chunk)
-  }
-  hex(): string {
-    return this.hash.digest('hex')
   }
 }
