@@ -16,15 +16,15 @@ export type ToWorker =
       readonly dest: string
       readonly options: PortableUnpackOptions
     }
-  /** `length` bytes of the blob at the start of `chunk` (transferred, not copied). */
-  | { readonly type: 'data'; readonly job: number; readonly chunk: ArrayBuffer; readonly length: number }
+  /** The next bytes of the blob, in order (transferred, not copied). */
+  | { readonly type: 'data'; readonly job: number; readonly chunks: ArrayBuffer[] }
   | { readonly type: 'end'; readonly job: number }
   /** The blob could not be fetched: stop, and answer with an error once nothing is being written. */
   | { readonly type: 'fail'; readonly job: number; readonly message: string }
 
 export type FromWorker =
-  /** The worker is done with a data chunk: its buffer comes back (transferred) to be filled again. */
-  | { readonly type: 'ack'; readonly job: number; readonly bytes: number; readonly chunk: ArrayBuffer }
+  /** The worker took `bytes` more of the blob through its checks. */
+  | { readonly type: 'ack'; readonly job: number; readonly bytes: number }
   | { readonly type: 'warning'; readonly job: number; readonly warning: UnpackWarning }
   | { readonly type: 'done'; readonly job: number; readonly diffId: string; readonly result: UnpackResult }
   | { readonly type: 'error'; readonly job: number; readonly error: WireError }

@@ -68,17 +68,14 @@ export function inThreadStager(): LayerStager {
 }
 
 /**
- * Blob bytes are gathered into chunks this big before they cross to the worker (transferred, not
- * copied): few enough hand-offs between threads, which are costly on a virtual machine, and small
- * enough that the cipher and zlib downstream work on cache-sized buffers.
+ * The network's chunks (64 KiB each) are sent to the worker in messages of about this many bytes:
+ * few enough hand-offs between threads, which are dear on a virtual machine.
  */
 const BATCH_BYTES = 256 * 1024
 /** Bytes sent to a worker and not yet taken by its chain before the network read pauses. */
 const IN_FLIGHT_BYTES = 4 * BATCH_BYTES
 /** Blob bytes between two young-generation collections of this thread. */
 const COLLECT_EVERY_BYTES = 4 << 20
-/** Chunk buffers kept for reuse: enough for every worker's chunks in flight. */
-const MAX_SPARE = 16
 
 interface Slot {
   readonly worker: Worker
@@ -96,10 +93,7 @@ export function createStageWorkerPool(o: { size?: number; workerUrl?: URL } = {}
   const url = o.workerUrl ?? WORKER_URL
   const slots = new Set<Slot>()
   const waiting: Array<(slot: Slot) => void> = []
-  /** Chunk buffers the workers gave back, to be filled again rather than allocated. */
-  const spare: ArrayBuffer[] = []
   let nextJob = 1
-  const chunkBuffer = (): Buffer => Buffer.from(spare.pop() ?? new ArrayBuffer(BATCH_BYTES))
   // The network's read buffers, copied into chunks, are garbage at once; freed only when V8
   // collects, they would pile up by the tens of MiB (see young-gc.ts).
   const collect = youngGenerationCollector()
@@ -182,8 +176,9 @@ export function createStageWorkerPool(o: { size?: number; workerUrl?: URL } = {}
     try {
       return await new Promise((resolve, reject) => {
         let inFlight = 0
-        let batch = chunkBuffer()
-        let filled = 0
+        /** Buffers gathered for the next message, and their bytes. */
+        let batch: ArrayBuffer[] = []
+        let batched = 0
         /** Set when the blob failed: the worker's answer is awaited, then this is the rejection. */
         let blobError: Error | undefined
         let settled = false
@@ -195,13 +190,11 @@ export function createStageWorkerPool(o: { size?: number; workerUrl?: URL } = {}
           fn()
         }
         const flush = (): void => {
-          if (filled === 0) return
-          inFlight += filled
-          post({ type: 'data', job, chunk: batch.buffer as ArrayBuffer, length: filled }, [
-            batch.buffer as ArrayBuffer,
-          ])
-          batch = chunkBuffer()
-          filled = 0
+          if (batched === 0) return
+          inFlight += batched
+          post({ type: 'data', job, chunks: batch }, batch)
+          batch = []
+          batched = 0
         }
         const onData = (chunk: Buffer): void => {
           onBytes?.(chunk.length)
@@ -209,12 +202,9 @@ export function createStageWorkerPool(o: { size?: number; workerUrl?: URL } = {}
             sinceCollect = 0
             collect()
           }
-          for (let at = 0; at < chunk.length;) {
-            const n = chunk.copy(batch, filled, at)
-            filled += n
-            at += n
-            if (filled === BATCH_BYTES) flush()
-          }
+          batch.push(ownBuffer(chunk))
+          batched += chunk.length
+          if (batched >= BATCH_BYTES) flush()
           if (inFlight > IN_FLIGHT_BYTES) blob.pause()
         }
         const onEnd = (): void => {
@@ -234,7 +224,6 @@ export function createStageWorkerPool(o: { size?: number; workerUrl?: URL } = {}
         slot.onMessage = (m) => {
           if (m.job !== job) return
           if (m.type === 'ack') {
-            if (spare.length < MAX_SPARE) spare.push(m.chunk)
             inFlight -= m.bytes
             if (inFlight <= IN_FLIGHT_BYTES && blob.isPaused()) blob.resume()
           } else if (m.type === 'warning') onWarning?.(m.warning)
@@ -268,4 +257,17 @@ export function createStageWorkerPool(o: { size?: number; workerUrl?: URL } = {}
       await Promise.all([...slots].map((s) => s.worker.terminate()))
     },
   }
+}
+
+/**
+ * The chunk's memory, to transfer to the worker. Node's HTTP body chunks each own their
+ * ArrayBuffer, which the blob stream hands on and forgets: moving it costs nothing and copies
+ * nothing. A chunk that shares its memory (a slice, as after a resumed download) is copied.
+ */
+function ownBuffer(chunk: Buffer): ArrayBuffer {
+  const ab = chunk.buffer
+  if (ab instanceof ArrayBuffer && chunk.byteOffset === 0 && chunk.byteLength === ab.byteLength) return ab
+  const copy = new ArrayBuffer(chunk.byteLength)
+  new Uint8Array(copy).set(chunk)
+  return copy
 }

@@ -2,8 +2,7 @@
  * Entry point of a layer stage worker thread (started by stage-runner.ts). It runs one layer at a
  * time: the blob arrives in transferred chunks and goes through the layer's checks into the
  * unpacker (`StageJob`), on this thread's own event loop, so the layers of a pull use as many
- * cores as there are workers while the main thread only moves bytes off the network. Each chunk's
- * buffer goes back to the main thread once used, to be filled again.
+ * cores as there are workers while the main thread only moves bytes off the network.
  */
 import { parentPort } from 'node:worker_threads'
 import { youngGenerationCollector } from '../../crypt/young-gc.js'
@@ -13,7 +12,7 @@ import { StageJob } from './stage-layer.js'
 
 const port = parentPort
 if (!port) throw new Error('stage-worker/worker.js runs only as a worker thread')
-const send = (m: FromWorker, transfer?: ArrayBuffer[]): void => port.postMessage(m, transfer)
+const send = (m: FromWorker): void => port.postMessage(m)
 /**
  * The cipher and zlib hand back a new buffer per slice, freed only when V8 collects its object;
  * V8 collects by heap pressure, which these small objects barely create, so dead buffers would
@@ -47,10 +46,13 @@ port.on('message', (m: ToWorker) => {
   if (c?.id !== m.job) return // a job that already ended: its late chunks are dropped
   if (m.type === 'data') {
     c.queue = c.queue
-      .then(() => c.job.write(new Uint8Array(m.chunk, 0, m.length)))
+      .then(async () => {
+        for (const chunk of m.chunks) await c.job.write(new Uint8Array(chunk))
+      })
       .then(() => {
-        send({ type: 'ack', job: m.job, bytes: m.length, chunk: m.chunk }, [m.chunk])
-        if ((sinceCollect += m.length) >= COLLECT_EVERY_BYTES && collect) {
+        const bytes = m.chunks.reduce((n, b) => n + b.byteLength, 0)
+        send({ type: 'ack', job: m.job, bytes })
+        if ((sinceCollect += bytes) >= COLLECT_EVERY_BYTES && collect) {
           sinceCollect = 0
           collect()
         }
