@@ -6,9 +6,10 @@ import {
   type Cipher,
   type Hmac,
 } from 'node:crypto'
-import { closeSync, openSync, readSync, rmSync, writevSync } from 'node:fs'
+import { closeSync, openSync, readSync, rmSync } from 'node:fs'
 import { DigestCheck, Digester, type Digest } from '../oci/digest.js'
 import { MiB } from '../util/limits.js'
+import { writevAllSync } from '../util/writev-all.js'
 import { decryptFailed } from './decrypt-failed.js'
 
 /**
@@ -96,7 +97,7 @@ function runLayerJobSync(job: LayerJob, { signal, collect }: RunOptions): LayerJ
       sourceCheck.update(chunk)
       const out = transform(job.op, cipher, mac, chunk)
       for (const slice of out) targetHash.update(slice)
-      writeAll(output, out)
+      writevAllSync(output, out)
       if (collect && chunks % COLLECT_EVERY_CHUNKS === 0) collect()
     }
     sourceCheck.verify()
@@ -141,17 +142,4 @@ function readChunk(fd: number, buf: Buffer): Buffer {
     filled += n
   }
   return buf.subarray(0, filled)
-}
-
-/** One writev(2) per chunk; a short write (a full disk on its way) goes on with the rest. */
-function writeAll(fd: number, slices: Buffer[]): void {
-  let rest = slices
-  while (rest.length > 0) {
-    let written = writevSync(fd, rest)
-    while (rest.length > 0 && written >= rest[0]!.length) {
-      written -= rest[0]!.length
-      rest = rest.slice(1)
-    }
-    if (written > 0) rest = [rest[0]!.subarray(written), ...rest.slice(1)]
-  }
 }

@@ -84,6 +84,9 @@ export interface PullResult {
 export async function pullImage(name: ImageName, o: PullOptions): Promise<PullResult> {
   // Refuse at once what cannot be built, rather than after fetching every layer.
   if (o.rootfsDir) await assertRootfsFree(o.rootfsDir)
+  // The layer threads start (tens of ms each, on the other cores) while the policy is checked and
+  // the manifests are fetched, rather than delay the first layer.
+  layerStager().prestart()
   // gc waits while this is held: a layer found or unpacked here is safe until the record is written.
   const hold = await o.store.hold(o)
   try {
@@ -145,7 +148,6 @@ async function pullHeld(name: ImageName, o: PullOptions): Promise<PullResult> {
     let unpacked = 0
     let reused = 0
     const stager = layerStager()
-    stager.prestart()
     const jobs = manifest.layers.map((desc, i) => ({ desc, diffId: diffIds[i]!, index: i }))
     const stored = inOrder<StoredLayer>(jobs.length)
     const earlyReason = o.rootfsDir ? materializeReasonUpFront(o.rootfsMode) : undefined

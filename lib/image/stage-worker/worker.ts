@@ -29,6 +29,8 @@ port.on('message', (m: ToWorker) => {
   if (m.type === 'start') {
     const job = new StageJob(m.checks, m.dest, {
       ...m.options,
+      // This thread has nothing else to do: writing in place beats a hop to the I/O pool and back.
+      blockingWrites: true,
       onWarning: (warning) => send({ type: 'warning', job: m.job, warning }),
     })
     current = { id: m.job, job, queue: Promise.resolve() }

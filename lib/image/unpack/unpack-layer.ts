@@ -30,6 +30,7 @@ import { join, posix } from 'node:path'
 import type { Readable } from 'node:stream'
 import { extract, type Extract, type Header } from 'tar-stream'
 import { CofferError } from '../../util/errors.js'
+import { writevAllSync } from '../../util/writev-all.js'
 import {
   MAX_LAYER_ENTRIES,
   MAX_LAYER_ENTRY_BYTES,
@@ -343,14 +344,20 @@ class LayerUnpacker {
         batch.push(chunk)
         bytes += chunk.length
         if (bytes < WRITE_BATCH) continue
-        await writing
-        writing = fh.writev(batch)
-        writing.catch(() => undefined) // awaited before the next batch; handled until then
+        if (this.o.blockingWrites) writevAllSync(fh.fd, batch)
+        else {
+          await writing
+          writing = fh.writev(batch)
+          writing.catch(() => undefined) // awaited before the next batch; handled until then
+        }
         batch = []
         bytes = 0
       }
       await writing
-      if (batch.length > 0) await fh.writev(batch)
+      if (batch.length > 0) {
+        if (this.o.blockingWrites) writevAllSync(fh.fd, batch)
+        else await fh.writev(batch)
+      }
     } catch (err) {
       await fh.close()
       throw err
