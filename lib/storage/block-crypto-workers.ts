@@ -153,6 +153,8 @@ export function workerBlockCrypto(key: Uint8Array, count: number): BlockCrypto {
   }
 
   return {
+    encryptSync: (plain, first, fileId, into) => run(OP_ENCRYPT, plain, first, fileId, into),
+    decryptSync: (stored, first, fileId, into) => run(OP_DECRYPT, stored, first, fileId, into),
     encrypt: async (plain, first, fileId, into) => run(OP_ENCRYPT, plain, first, fileId, into),
     decrypt: async (stored, first, fileId, into) => run(OP_DECRYPT, stored, first, fileId, into),
     close: () => {

@@ -7,7 +7,6 @@ import { inlineBlockCrypto, type BlockCrypto } from './block-crypto.js'
 import { workerBlockCrypto } from './block-crypto-workers.js'
 import { decryptBlock, encryptBlock, plainSize } from './content-cipher.js'
 import { InodeCache } from './inode-cache.js'
-import { InodeLocks } from './inode-locks.js'
 import type { VolumeKeys } from './key-derivation.js'
 import {
   CONF_NAME,
@@ -140,7 +139,6 @@ function isErrno(err: unknown, ...codes: string[]): boolean {
 export class GocryptfsVolume implements Volume {
   private readonly names: NameCipher
   private readonly dirIVs = new Map<string, Buffer>()
-  private readonly locks = new InodeLocks()
   private readonly inodes = new InodeCache()
   private crypto: BlockCrypto
 
@@ -462,7 +460,7 @@ export class GocryptfsVolume implements Volume {
       const st = await fh.stat()
       if (st.isDirectory()) throw posixError('EISDIR', 'open', path)
       if (!st.isFile()) throw posixError('EINVAL', 'open', path)
-      file = new OpenFile(fh, this.crypto, `${st.dev}:${st.ino}`, this.locks, this.inodes)
+      file = new OpenFile(fh, this.crypto, `${st.dev}:${st.ino}`, this.inodes)
       if (o.truncate) await file.truncate(0)
       return file
     } catch (err) {

@@ -91,23 +91,26 @@ export function fuseOperations(vol: Volume, log: FuseLog): { ops: FuseOperations
       replyWith('create', path, cb, async () =>
         handles.add(await vol.open(path, { create: true, mode: mode & 0o7777 })),
       ),
+    // Reads and writes are answered before the handler returns: the open file does them
+    // synchronously (open-file.ts), so there is no promise between the kernel's request and the
+    // answer. `buf` is libfuse memory, valid until `cb` runs; nothing keeps it after that.
     read: (path, fh, buf, len, pos, cb) => {
-      Promise.resolve()
-        .then(() => file(fh).readInto(pos, buf.subarray(0, len)))
-        .then(
-          (n) => cb(n),
-          (err: unknown) => cb(fail('read', path, err)),
-        )
+      let n: number
+      try {
+        n = file(fh).readIntoSync(pos, buf.subarray(0, len))
+      } catch (err) {
+        return cb(fail('read', path, err))
+      }
+      cb(n)
     },
     write: (path, fh, buf, len, pos, cb) => {
-      // No copy: `buf` stays valid until `cb` runs, because serve.ts mounts without fuse-native's
-      // request timeout (a timeout would answer, and free, the request while this still runs).
-      Promise.resolve()
-        .then(() => file(fh).write(pos, buf.subarray(0, len)))
-        .then(
-          (n) => cb(n),
-          (err: unknown) => cb(fail('write', path, err)),
-        )
+      let n: number
+      try {
+        n = file(fh).writeSync(pos, buf.subarray(0, len))
+      } catch (err) {
+        return cb(fail('write', path, err))
+      }
+      cb(n)
     },
     release: (path, fh, cb) => reply('release', path, cb, () => handles.remove(fh).close()),
     flush: (_path, _fh, cb) => cb(0),
