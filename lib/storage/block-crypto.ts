@@ -14,6 +14,23 @@ export interface BlockCrypto {
   decryptSync(stored: Uint8Array, firstBlockNo: number, fileId: Uint8Array, into?: Buffer): Buffer
   encrypt(plain: Uint8Array, firstBlockNo: number, fileId: Uint8Array, into?: Buffer): Promise<Buffer>
   decrypt(stored: Uint8Array, firstBlockNo: number, fileId: Uint8Array, into?: Buffer): Promise<Buffer>
+  /**
+   * Write-behind (FUSE server with worker threads only): copies `plain`, answers at once, and a
+   * worker encrypts it and writes the stored blocks to `fd` at `position`; false if no worker can
+   * (then the caller does it itself). One such job is in flight at a time; every other call here
+   * first waits for it (`settle`), and its failure goes to `onError` then. `fd` must stay open
+   * until the job is settled.
+   */
+  writeBehind?(
+    plain: Uint8Array,
+    firstBlockNo: number,
+    fileId: Uint8Array,
+    fd: number,
+    position: number,
+    onError: (err: Error) => void,
+  ): boolean
+  /** Waits for the write-behind job in flight, if any (see writeBehind). */
+  settle(): void
   /** Wipes the key copies; later calls are a programming error. */
   close(): void
 }
@@ -29,6 +46,7 @@ export function inlineBlockCrypto(key: Uint8Array): BlockCrypto {
     decryptSync,
     encrypt: async (plain, first, fileId, into) => encryptSync(plain, first, fileId, into),
     decrypt: async (stored, first, fileId, into) => decryptSync(stored, first, fileId, into),
+    settle: () => undefined,
     close: () => undefined,
   }
 }

@@ -2,6 +2,7 @@ import { fstatSync, ftruncateSync, readSync, writeSync } from 'node:fs'
 import type { FileHandle } from 'node:fs/promises'
 import { CofferError } from '../util/errors.js'
 import type { BlockCrypto } from './block-crypto.js'
+import { MIN_SPLIT_BLOCKS } from './block-crypto-workers.js'
 import { BufferPool } from './buffer-pool.js'
 import {
   CIPHER_BS,
@@ -48,6 +49,11 @@ export interface VolumeFile {
   /** write, done before it returns; `data` is not used afterwards. */
   writeSync(position: number, data: Uint8Array): number
   truncate(size: number): Promise<void>
+  /**
+   * Reports, once, a failed write-behind through this handle (`flush` of FUSE, i.e. close(2),
+   * returns it; so do the next write, sync and close).
+   */
+  flush(): Promise<void>
   /** Plaintext size. */
   size(): Promise<number>
   sync(): Promise<void>
@@ -57,6 +63,8 @@ export interface VolumeFile {
 export class OpenFile implements VolumeFile {
   private readonly state: InodeState
   private closed = false
+  /** A write-behind of this handle that failed, not reported yet. */
+  private deferred: Error | undefined
 
   constructor(
     private readonly fh: FileHandle,
@@ -69,6 +77,7 @@ export class OpenFile implements VolumeFile {
 
   async read(position: number, length: number): Promise<Buffer> {
     checkRange(position, length)
+    this.crypto.settle()
     const r = this.readStoredRange(position, length)
     if (!r) return Buffer.alloc(0)
     try {
@@ -84,6 +93,7 @@ export class OpenFile implements VolumeFile {
 
   readIntoSync(position: number, into: Buffer): number {
     checkRange(position, into.length)
+    this.crypto.settle()
     const r = this.readStoredRange(position, into.length)
     if (!r) return 0
     try {
@@ -105,28 +115,48 @@ export class OpenFile implements VolumeFile {
 
   writeSync(position: number, data: Uint8Array): number {
     checkRange(position, data.length)
+    this.settle()
     this.writeAt(position, asBuffer(data))
     return data.length
   }
 
   async truncate(size: number): Promise<void> {
     checkRange(size, 0)
+    this.crypto.settle()
     this.truncateTo(size)
   }
 
+  async flush(): Promise<void> {
+    this.settle()
+  }
+
   async size(): Promise<number> {
+    this.crypto.settle()
     return plainSize(this.cipherBytes())
   }
 
   async sync(): Promise<void> {
+    this.settle()
     await this.fh.sync()
   }
 
   async close(): Promise<void> {
     if (this.closed) return
     this.closed = true
-    this.cache.release(this.inode)
-    await this.fh.close()
+    try {
+      this.settle() // the write-behind in flight may still use the descriptor
+    } finally {
+      this.cache.release(this.inode)
+      await this.fh.close()
+    }
+  }
+
+  /** Waits for the write-behind in flight and throws this handle's failed one, once. */
+  private settle(): void {
+    this.crypto.settle()
+    const err = this.deferred
+    this.deferred = undefined
+    if (err) throw err
   }
 
   // === internals (synchronous from start to end, which is what keeps this.state current)
@@ -254,6 +284,10 @@ export class OpenFile implements VolumeFile {
       oldLast.copy(plain, last * PLAIN_BS - regionStart) // the same block again if first === last
       data.copy(plain, head)
     }
+    // Whole blocks of a big write (sequential writes are): a worker encrypts and writes them while
+    // the kernel sends the next request. The size is recorded now; a failure is reported later.
+    if (plain === data && data.length >= MIN_SPLIT_BLOCKS * PLAIN_BS && this.writeBehind(first, data, fileId))
+      return
     const stored = cipherBuffers.take(cipherSize(plain.length) - HEADER_LEN) // plain is never empty
     try {
       this.crypto.encryptSync(plain, first, fileId, stored)
@@ -261,6 +295,18 @@ export class OpenFile implements VolumeFile {
     } finally {
       cipherBuffers.give(stored)
     }
+  }
+
+  private writeBehind(first: number, data: Buffer, fileId: Buffer): boolean {
+    const at = blockCipherOffset(first)
+    const onError = (err: Error): void => {
+      this.deferred ??= err
+      this.state.cipherBytes = undefined // fstat again: the write may have been short
+    }
+    const before = this.cipherBytes()
+    if (!this.crypto.writeBehind?.(data, first, fileId, this.fh.fd, at, onError)) return false
+    this.state.cipherBytes = Math.max(before, at + cipherSize(data.length) - HEADER_LEN)
+    return true
   }
 
   private truncateTo(newSize: number): void {

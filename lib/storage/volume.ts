@@ -108,6 +108,11 @@ export interface Volume {
    * `close` (the FUSE server does this; block-crypto-workers.ts). Files opened earlier stay inline.
    */
   useCryptoThreads(threads: number): void
+  /**
+   * Waits for the write-behind in flight (worker threads only, open-file.ts), so that what comes
+   * next sees the backing files as written. The FUSE server calls it before every other request.
+   */
+  settle(): void
   close(): void
 }
 
@@ -154,6 +159,10 @@ export class GocryptfsVolume implements Volume {
   useCryptoThreads(threads: number): void {
     this.crypto.close()
     this.crypto = workerBlockCrypto(this.keys.content, threads)
+  }
+
+  settle(): void {
+    this.crypto.settle()
   }
 
   close(): void {

@@ -51,6 +51,8 @@ export function fuseOperations(vol: Volume, log: FuseLog): { ops: FuseOperations
 
   /** Runs `fn` and answers `cb` with 0, or the errno of what it threw. */
   const reply = (op: string, path: string, cb: Cb, fn: () => Promise<unknown>): void => {
+    // A write answered early (write-behind) reaches the backing file before anything else runs.
+    vol.settle()
     // Promise.resolve().then: a synchronous throw (an unknown fh) is an errno too, never a crash.
     Promise.resolve()
       .then(fn)
@@ -60,6 +62,7 @@ export function fuseOperations(vol: Volume, log: FuseLog): { ops: FuseOperations
       )
   }
   const replyWith = <T>(op: string, path: string, cb: Cb<T>, fn: () => Promise<T>): void => {
+    vol.settle()
     Promise.resolve()
       .then(fn)
       .then(
@@ -93,7 +96,8 @@ export function fuseOperations(vol: Volume, log: FuseLog): { ops: FuseOperations
       ),
     // Reads and writes are answered before the handler returns: the open file does them
     // synchronously (open-file.ts), so there is no promise between the kernel's request and the
-    // answer. `buf` is libfuse memory, valid until `cb` runs; nothing keeps it after that.
+    // answer. `buf` is libfuse memory, valid until `cb` runs; nothing keeps it after that (a
+    // write-behind copies it first).
     read: (path, fh, buf, len, pos, cb) => {
       let n: number
       try {
@@ -113,7 +117,8 @@ export function fuseOperations(vol: Volume, log: FuseLog): { ops: FuseOperations
       cb(n)
     },
     release: (path, fh, cb) => reply('release', path, cb, () => handles.remove(fh).close()),
-    flush: (_path, _fh, cb) => cb(0),
+    // close(2): reports a failed write-behind of this handle (open-file.ts).
+    flush: (path, fh, cb) => reply('flush', path, cb, () => file(fh).flush()),
     fsync: (path, _datasync, fh, cb) => reply('fsync', path, cb, () => file(fh).sync()),
     truncate: (path, size, cb) => reply('truncate', path, cb, () => vol.truncate(path, size)),
     ftruncate: (path, fh, size, cb) => reply('ftruncate', path, cb, () => file(fh).truncate(size)),
