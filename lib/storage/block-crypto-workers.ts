@@ -169,6 +169,7 @@ export function workerBlockCrypto(key: Uint8Array, count: number): BlockCrypto {
         ? encryptBlocks(key, part, first, fileId, to)
         : decryptBlocks(key, part, first, fileId, to)
     const blocks = Math.ceil(input.length / unit)
+    if (blocks < MIN_SPLIT_BLOCKS) return inline(input, firstBlockNo, into) // random 4 KiB I/O
     // Workers still starting up are skipped, so the first requests after mount never wait on them.
     const ready = broken ? [] : workers.filter((w) => Atomics.load(w.slot.ctl, READY) === 1)
     const helpers = broken ? 0 : Math.min(ready.length, Math.floor(blocks / (MIN_SPLIT_BLOCKS / 2)) - 1)
