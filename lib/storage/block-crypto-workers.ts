@@ -47,6 +47,10 @@ import {
  * makes it pay: the hand-over is a futex wake each way (~15 µs), where an async wait goes through
  * the event loop (~40 µs) and a message port three times that, against ~100 µs of AES-GCM per
  * worker share. Requests under MIN_SPLIT_BLOCKS (random 4 KiB I/O) stay inline.
+ *
+ * Write-behind (`writeBehind`) is the one job that does not wait: the FUSE thread copies a big
+ * write into a worker's slot and answers the kernel, and the worker encrypts and writes it while
+ * the next request comes in. Everything else first settles that job.
  */
 export const MIN_SPLIT_BLOCKS = 8
 /** A worker that takes this long for ≤ 128 KiB is gone: give up on the pool, never hang. */
