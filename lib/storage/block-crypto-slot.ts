@@ -20,7 +20,13 @@ export const FIRST_LO = 4
 export const RESULT = 5
 /** Set by the worker once it is running: until then jobs stay on the calling thread. */
 export const READY = 6
-const CONTROL_WORDS = 8
+/** OP_ENCRYPT_WRITE: the backing file's descriptor and the offset the stored blocks go to. */
+export const FD = 7
+export const POS_HI = 8
+export const POS_LO = 9
+/** With RESULT_ERROR: the errno number of a failed write, or 0. */
+export const ERRNO = 10
+const CONTROL_WORDS = 12
 
 export const IDLE = 0
 export const JOB = 1
@@ -29,6 +35,8 @@ export const STOP = 3
 
 export const OP_ENCRYPT = 1
 export const OP_DECRYPT = 2
+/** Encrypt, then write the stored blocks to FD at POS (write-behind, block-crypto-workers.ts). */
+export const OP_ENCRYPT_WRITE = 3
 export const RESULT_CORRUPT = -1
 export const RESULT_ERROR = -2
 

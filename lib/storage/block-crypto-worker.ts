@@ -1,13 +1,20 @@
+import { writeSync } from 'node:fs'
+import { constants as osConstants } from 'node:os'
 import { workerData } from 'node:worker_threads'
 import { CofferError } from '../util/errors.js'
 import {
   DONE,
+  ERRNO,
+  FD,
   FIRST_HI,
   FIRST_LO,
   JOB,
   IN_LEN,
   OP,
-  OP_ENCRYPT,
+  OP_DECRYPT,
+  OP_ENCRYPT_WRITE,
+  POS_HI,
+  POS_LO,
   READY,
   RESULT,
   RESULT_CORRUPT,
@@ -21,7 +28,9 @@ import { decryptBlocks, encryptBlocks } from './content-cipher.js'
 /**
  * One thread of the block-crypto pool (block-crypto-workers.ts). It sleeps on its slot's STATE word,
  * runs the job it is handed (block-crypto-slot.ts) and wakes the FUSE thread. It keeps its own copy
- * of the content key and wipes it when told to stop.
+ * of the content key and wipes it when told to stop. A write-behind job also writes the stored
+ * blocks to the backing file (descriptors are shared by the threads of a process); the FUSE thread
+ * keeps that descriptor open until it has collected the job.
  */
 const init = workerData as { key: Uint8Array; slot: SharedArrayBuffer }
 const key = Buffer.from(init.key)
@@ -29,6 +38,11 @@ init.key.fill(0)
 const slot = slotView(init.slot)
 const { ctl } = slot
 Atomics.store(ctl, READY, 1)
+
+function errnoNumber(err: unknown): number {
+  const code = (err as NodeJS.ErrnoException | undefined)?.code ?? ''
+  return (osConstants.errno as Record<string, number | undefined>)[code] ?? osConstants.errno.EIO
+}
 
 for (;;) {
   const state = Atomics.load(ctl, STATE)
@@ -39,15 +53,24 @@ for (;;) {
   }
   const input = slot.input.subarray(0, ctl[IN_LEN]!)
   const first = ctl[FIRST_HI]! * 2 ** 32 + (ctl[FIRST_LO]! >>> 0)
+  ctl[ERRNO] = 0
   try {
+    const op = ctl[OP]
     const out =
-      ctl[OP] === OP_ENCRYPT
-        ? encryptBlocks(key, input, first, slot.fileId, slot.output)
-        : decryptBlocks(key, input, first, slot.fileId, slot.output)
+      op === OP_DECRYPT
+        ? decryptBlocks(key, input, first, slot.fileId, slot.output)
+        : encryptBlocks(key, input, first, slot.fileId, slot.output)
+    if (op === OP_ENCRYPT_WRITE) {
+      const fd = ctl[FD]!
+      const position = ctl[POS_HI]! * 2 ** 32 + (ctl[POS_LO]! >>> 0)
+      for (let done = 0; done < out.length; )
+        done += writeSync(fd, out, done, out.length - done, position + done)
+    }
     ctl[RESULT] = out.length
   } catch (err) {
-    ctl[RESULT] =
-      err instanceof CofferError && err.code === 'ERR_STORAGE_CORRUPT' ? RESULT_CORRUPT : RESULT_ERROR
+    const corrupt = err instanceof CofferError && err.code === 'ERR_STORAGE_CORRUPT'
+    if (!corrupt) ctl[ERRNO] = errnoNumber(err)
+    ctl[RESULT] = corrupt ? RESULT_CORRUPT : RESULT_ERROR
   }
   Atomics.compareExchange(ctl, STATE, JOB, DONE) // never over a STOP that came meanwhile
   Atomics.notify(ctl, STATE)

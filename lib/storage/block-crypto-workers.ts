@@ -1,10 +1,13 @@
 import { existsSync } from 'node:fs'
+import { constants as osConstants } from 'node:os'
 import { fileURLToPath } from 'node:url'
 import { Worker } from 'node:worker_threads'
 import { CofferError } from '../util/errors.js'
 import { type BlockCrypto } from './block-crypto.js'
 import {
   DONE,
+  ERRNO,
+  FD,
   FIRST_HI,
   FIRST_LO,
   IDLE,
@@ -13,6 +16,9 @@ import {
   OP,
   OP_DECRYPT,
   OP_ENCRYPT,
+  OP_ENCRYPT_WRITE,
+  POS_HI,
+  POS_LO,
   READY,
   RESULT,
   RESULT_CORRUPT,
@@ -41,16 +47,26 @@ import {
  * makes it pay: the hand-over is a futex wake each way (~15 µs), where an async wait goes through
  * the event loop (~40 µs) and a message port three times that, against ~100 µs of AES-GCM per
  * worker share. Requests under MIN_SPLIT_BLOCKS (random 4 KiB I/O) stay inline.
+ *
+ * Write-behind (`writeBehind`) is the one job that does not wait: the FUSE thread copies a big
+ * write into a worker's slot and answers the kernel, and the worker encrypts and writes it while
+ * the next request comes in. Everything else first settles that job.
  */
 export const MIN_SPLIT_BLOCKS = 8
 /** A worker that takes this long for ≤ 128 KiB is gone: give up on the pool, never hang. */
 const JOB_TIMEOUT_MS = 10_000
 
-type Op = typeof OP_ENCRYPT | typeof OP_DECRYPT
+type Op = typeof OP_ENCRYPT | typeof OP_DECRYPT | typeof OP_ENCRYPT_WRITE
 
 interface PoolWorker {
   readonly thread: Worker
   readonly slot: Slot
+}
+
+/** The error a failed backing-file write reports (errnoOf maps its code to the FUSE answer). */
+function errnoError(errno: number): Error {
+  const code = Object.entries(osConstants.errno).find(([, n]) => n === errno)?.[0] ?? 'EIO'
+  return Object.assign(new Error(`write-behind: ${code}`), { code })
 }
 
 function asBuffer(u: Uint8Array): Buffer {
@@ -78,7 +94,15 @@ export function workerBlockCrypto(key: Uint8Array, count: number): BlockCrypto {
       workers.push({ thread, slot: slotView(slot) })
     }
 
-  const start = (w: PoolWorker, op: Op, input: Uint8Array, first: number, fileId: Uint8Array): void => {
+  const start = (
+    w: PoolWorker,
+    op: Op,
+    input: Uint8Array,
+    first: number,
+    fileId: Uint8Array,
+    fd = 0,
+    position = 0,
+  ): void => {
     const { ctl } = w.slot
     // Buffer#copy is a memcpy; TypedArray#set into shared memory may go byte by byte.
     asBuffer(input).copy(w.slot.input)
@@ -87,17 +111,23 @@ export function workerBlockCrypto(key: Uint8Array, count: number): BlockCrypto {
     ctl[IN_LEN] = input.length
     ctl[FIRST_HI] = Math.floor(first / 2 ** 32)
     ctl[FIRST_LO] = first >>> 0
+    ctl[FD] = fd
+    ctl[POS_HI] = Math.floor(position / 2 ** 32)
+    ctl[POS_LO] = position >>> 0
     Atomics.store(ctl, STATE, JOB)
     Atomics.notify(ctl, STATE)
   }
 
-  /** Waits for `w`'s job; its output length. The slot is idle again afterwards. */
-  const finish = (w: PoolWorker): number => {
+  /**
+   * Waits for `w`'s job; its output length. The slot is idle again afterwards. A write-behind job
+   * waits as long as the disk takes (as writeSync on this thread would), a crypto job 10 s at most.
+   */
+  const finish = (w: PoolWorker, timeoutMs = JOB_TIMEOUT_MS): number => {
     const { ctl } = w.slot
-    const deadline = Date.now() + JOB_TIMEOUT_MS
+    const deadline = Date.now() + timeoutMs
     // A loop: the worker's wake-up call for the previous job can arrive after this one started.
     while (Atomics.load(ctl, STATE) === JOB) {
-      const left = deadline - Date.now()
+      const left = timeoutMs === Infinity ? Infinity : deadline - Date.now()
       if (left <= 0 || Atomics.wait(ctl, STATE, JOB, left) === 'timed-out') {
         broken = true
         throw new CofferError('ERR_INTERNAL', 'block crypto worker does not answer')
@@ -108,13 +138,42 @@ export function workerBlockCrypto(key: Uint8Array, count: number): BlockCrypto {
     return ctl[RESULT]!
   }
 
+  /** The write-behind job in flight (at most one, so writes reach the disk in their order). */
+  let behind: { w: PoolWorker; onError: (err: Error) => void } | undefined
+
+  const settle = (): void => {
+    if (!behind) return
+    const { w, onError } = behind
+    behind = undefined
+    let err: Error | undefined
+    try {
+      const n = finish(w, Infinity)
+      if (n === RESULT_CORRUPT) err = new CofferError('ERR_INTERNAL', 'block crypto worker failed')
+      else if (n < 0) err = errnoError(w.slot.ctl[ERRNO]!)
+    } catch (e) {
+      err = e instanceof Error ? e : new Error(String(e))
+    }
+    if (err) onError(err)
+  }
+
+  const writeBehind: NonNullable<BlockCrypto['writeBehind']> = (plain, first, fileId, fd, position, onError) => {
+    settle()
+    const w = broken ? undefined : workers.find((x) => Atomics.load(x.slot.ctl, READY) === 1)
+    if (!w || plain.length > SLOT_BLOCKS * PLAIN_BS) return false
+    start(w, OP_ENCRYPT_WRITE, plain, first, fileId, fd, position)
+    behind = { w, onError }
+    return true
+  }
+
   const run = (op: Op, input: Uint8Array, firstBlockNo: number, fileId: Uint8Array, into?: Buffer) => {
+    settle()
     const unit = op === OP_ENCRYPT ? PLAIN_BS : CIPHER_BS
     const inline = (part: Uint8Array, first: number, to?: Buffer): Buffer =>
       op === OP_ENCRYPT
         ? encryptBlocks(key, part, first, fileId, to)
         : decryptBlocks(key, part, first, fileId, to)
     const blocks = Math.ceil(input.length / unit)
+    if (blocks < MIN_SPLIT_BLOCKS) return inline(input, firstBlockNo, into) // random 4 KiB I/O
     // Workers still starting up are skipped, so the first requests after mount never wait on them.
     const ready = broken ? [] : workers.filter((w) => Atomics.load(w.slot.ctl, READY) === 1)
     const helpers = broken ? 0 : Math.min(ready.length, Math.floor(blocks / (MIN_SPLIT_BLOCKS / 2)) - 1)
@@ -153,9 +212,14 @@ export function workerBlockCrypto(key: Uint8Array, count: number): BlockCrypto {
   }
 
   return {
+    encryptSync: (plain, first, fileId, into) => run(OP_ENCRYPT, plain, first, fileId, into),
+    decryptSync: (stored, first, fileId, into) => run(OP_DECRYPT, stored, first, fileId, into),
     encrypt: async (plain, first, fileId, into) => run(OP_ENCRYPT, plain, first, fileId, into),
     decrypt: async (stored, first, fileId, into) => run(OP_DECRYPT, stored, first, fileId, into),
+    writeBehind,
+    settle,
     close: () => {
+      settle()
       broken = true
       for (const w of workers) {
         Atomics.store(w.slot.ctl, STATE, STOP)

@@ -1,7 +1,8 @@
-import { readSync, writeSync } from 'node:fs'
+import { fstatSync, ftruncateSync, readSync, writeSync } from 'node:fs'
 import type { FileHandle } from 'node:fs/promises'
 import { CofferError } from '../util/errors.js'
 import type { BlockCrypto } from './block-crypto.js'
+import { MIN_SPLIT_BLOCKS } from './block-crypto-workers.js'
 import { BufferPool } from './buffer-pool.js'
 import {
   CIPHER_BS,
@@ -15,7 +16,6 @@ import {
   plainSize,
 } from './content-cipher.js'
 import type { InodeCache, InodeState } from './inode-cache.js'
-import type { InodeLocks } from './inode-locks.js'
 
 /**
  * Backing-file I/O is synchronous (readSync/writeSync on the handle's fd) on purpose. The backing
@@ -26,8 +26,10 @@ import type { InodeLocks } from './inode-locks.js'
  *
  * An open plaintext file: random-offset reads and writes, truncate and extend over one backing
  * file, with gocryptfs's block rules (internal/fusefrontend/file.go, file_holes.go,
- * file_allocate_truncate.go). Every operation holds the inode lock, so hard links and several
- * handles to one file stay consistent.
+ * file_allocate_truncate.go). Reads, writes and truncates run synchronously from start to end
+ * (the AES-GCM too, block-crypto.ts), so two of them on one inode, through several handles or hard
+ * links, never interleave: that is the inode lock, without the promise hops a queue of them cost
+ * on every FUSE request.
  */
 /** Stored blocks of one request in flight (128 KiB FUSE requests), shared by all open files. */
 const cipherBuffers = new BufferPool(32 * CIPHER_BS, 8)
@@ -37,12 +39,21 @@ export interface VolumeFile {
   read(position: number, length: number): Promise<Buffer>
   /** Reads up to `into.length` bytes at `position` into `into`; the count, short only at EOF. */
   readInto(position: number, into: Buffer): Promise<number>
+  /** readInto, done before it returns (the FUSE server answers the kernel from its callback). */
+  readIntoSync(position: number, into: Buffer): number
   /**
    * Writes all of `data` at `position` (past the end leaves a hole); returns data.length. `data` is
    * not copied: it must stay unchanged until the promise settles.
    */
   write(position: number, data: Uint8Array): Promise<number>
+  /** write, done before it returns; `data` is not used afterwards. */
+  writeSync(position: number, data: Uint8Array): number
   truncate(size: number): Promise<void>
+  /**
+   * Reports, once, a failed write-behind through this handle (`flush` of FUSE, i.e. close(2),
+   * returns it; so do the next write, sync and close).
+   */
+  flush(): Promise<void>
   /** Plaintext size. */
   size(): Promise<number>
   sync(): Promise<void>
@@ -52,12 +63,13 @@ export interface VolumeFile {
 export class OpenFile implements VolumeFile {
   private readonly state: InodeState
   private closed = false
+  /** A write-behind of this handle that failed, not reported yet. */
+  private deferred: Error | undefined
 
   constructor(
     private readonly fh: FileHandle,
     private readonly crypto: BlockCrypto,
     private readonly inode: string,
-    private readonly locks: InodeLocks,
     private readonly cache: InodeCache,
   ) {
     this.state = cache.acquire(inode)
@@ -65,29 +77,32 @@ export class OpenFile implements VolumeFile {
 
   async read(position: number, length: number): Promise<Buffer> {
     checkRange(position, length)
-    // The lock covers reading the stored bytes only: decrypting them (maybe on other threads) can
-    // overlap with the next request, e.g. the kernel's read-ahead of the same file.
-    const r = await this.locks.run(this.inode, () => this.readStoredRange(position, length))
+    this.crypto.settle()
+    const r = this.readStoredRange(position, length)
     if (!r) return Buffer.alloc(0)
     try {
-      const all = await this.crypto.decrypt(r.stored, r.first, r.fileId)
-      return all.subarray(r.from, r.to)
+      return this.crypto.decryptSync(r.stored, r.first, r.fileId).subarray(r.from, r.to)
     } finally {
       cipherBuffers.give(r.stored)
     }
   }
 
   async readInto(position: number, into: Buffer): Promise<number> {
+    return this.readIntoSync(position, into)
+  }
+
+  readIntoSync(position: number, into: Buffer): number {
     checkRange(position, into.length)
-    const r = await this.locks.run(this.inode, () => this.readStoredRange(position, into.length))
+    this.crypto.settle()
+    const r = this.readStoredRange(position, into.length)
     if (!r) return 0
     try {
       // Block-aligned (the kernel's page-cache reads are): the plaintext goes straight to `into`.
       if (r.from === 0 && plainLength(r.stored.length) <= into.length) {
-        await this.crypto.decrypt(r.stored, r.first, r.fileId, into)
+        this.crypto.decryptSync(r.stored, r.first, r.fileId, into)
         return r.to
       }
-      const all = await this.crypto.decrypt(r.stored, r.first, r.fileId)
+      const all = this.crypto.decryptSync(r.stored, r.first, r.fileId)
       return all.copy(into, 0, r.from, r.to)
     } finally {
       cipherBuffers.give(r.stored)
@@ -95,41 +110,63 @@ export class OpenFile implements VolumeFile {
   }
 
   async write(position: number, data: Uint8Array): Promise<number> {
+    return this.writeSync(position, data)
+  }
+
+  writeSync(position: number, data: Uint8Array): number {
     checkRange(position, data.length)
-    return this.locks.run(this.inode, async () => {
-      await this.writeLocked(position, asBuffer(data))
-      return data.length
-    })
+    this.settle()
+    this.writeAt(position, asBuffer(data))
+    return data.length
   }
 
   async truncate(size: number): Promise<void> {
     checkRange(size, 0)
-    return this.locks.run(this.inode, () => this.truncateLocked(size))
+    this.crypto.settle()
+    this.truncateTo(size)
+  }
+
+  async flush(): Promise<void> {
+    this.settle()
   }
 
   async size(): Promise<number> {
-    return this.locks.run(this.inode, async () => plainSize(await this.cipherBytes()))
+    this.crypto.settle()
+    return plainSize(this.cipherBytes())
   }
 
   async sync(): Promise<void> {
+    this.settle()
     await this.fh.sync()
   }
 
   async close(): Promise<void> {
     if (this.closed) return
     this.closed = true
-    this.cache.release(this.inode)
-    await this.fh.close()
+    try {
+      this.settle() // the write-behind in flight may still use the descriptor
+    } finally {
+      this.cache.release(this.inode)
+      await this.fh.close()
+    }
   }
 
-  // === internals (called with the inode lock held; they keep this.state current)
+  /** Waits for the write-behind in flight and throws this handle's failed one, once. */
+  private settle(): void {
+    this.crypto.settle()
+    const err = this.deferred
+    this.deferred = undefined
+    if (err) throw err
+  }
 
-  private async cipherBytes(): Promise<number> {
-    this.state.cipherBytes ??= (await this.fh.stat()).size
+  // === internals (synchronous from start to end, which is what keeps this.state current)
+
+  private cipherBytes(): number {
+    this.state.cipherBytes ??= fstatSync(this.fh.fd).size
     return this.state.cipherBytes
   }
 
-  private async fileId(): Promise<Buffer> {
+  private fileId(): Buffer {
     if (this.state.fileId) return this.state.fileId
     const header = Buffer.alloc(HEADER_LEN)
     const bytesRead = readSync(this.fh.fd, header, 0, HEADER_LEN, 0)
@@ -139,8 +176,8 @@ export class OpenFile implements VolumeFile {
   }
 
   /** Writes at a backing offset and records the new backing size. */
-  private async writeCipher(data: Buffer, position: number): Promise<void> {
-    const before = await this.cipherBytes()
+  private writeCipher(data: Buffer, position: number): void {
+    const before = this.cipherBytes()
     try {
       writeAll(this.fh.fd, data, position)
     } catch (err) {
@@ -150,73 +187,78 @@ export class OpenFile implements VolumeFile {
     this.state.cipherBytes = Math.max(before, position + data.length)
   }
 
-  private async truncateCipher(bytes: number): Promise<void> {
+  private truncateCipher(bytes: number): void {
     this.state.cipherBytes = undefined
-    await this.fh.truncate(bytes)
+    ftruncateSync(this.fh.fd, bytes)
     this.state.cipherBytes = bytes
     if (bytes === 0) this.state.fileId = undefined
   }
 
   /** Reads the stored bytes of blocks [first, last]; short at end of file. From cipherBuffers. */
-  private async readStored(first: number, last: number): Promise<Buffer> {
+  private readStored(first: number, last: number): Buffer {
     const buf = cipherBuffers.take((last - first + 1) * CIPHER_BS) // only the bytes read are used
     const bytesRead = readSync(this.fh.fd, buf, 0, buf.length, blockCipherOffset(first))
     return buf.subarray(0, bytesRead)
   }
 
   /** The stored blocks covering [position, position + length) and where the range lies in them. */
-  private async readStoredRange(
+  private readStoredRange(
     position: number,
     length: number,
-  ): Promise<{ stored: Buffer; first: number; fileId: Buffer; from: number; to: number } | undefined> {
-    const size = plainSize(await this.cipherBytes())
+  ): { stored: Buffer; first: number; fileId: Buffer; from: number; to: number } | undefined {
+    const size = plainSize(this.cipherBytes())
     const end = Math.min(position + length, size)
     if (length === 0 || position >= end) return undefined
-    const fileId = await this.fileId()
+    const fileId = this.fileId()
     const first = Math.floor(position / PLAIN_BS)
     const last = Math.floor((end - 1) / PLAIN_BS)
-    const stored = await this.readStored(first, last)
+    const stored = this.readStored(first, last)
     return { stored, first, fileId, from: position - first * PLAIN_BS, to: end - first * PLAIN_BS }
   }
 
   /** The plaintext of block `n` as stored now (empty past the end of file). */
-  private async readBlock(n: number, fileId: Buffer): Promise<Buffer> {
-    return this.crypto.decrypt(await this.readStored(n, n), n, fileId)
+  private readBlock(n: number, fileId: Buffer): Buffer {
+    const stored = this.readStored(n, n)
+    try {
+      return this.crypto.decryptSync(stored, n, fileId)
+    } finally {
+      cipherBuffers.give(stored)
+    }
   }
 
   /** The file ID, creating the header if the backing file is empty (gocryptfs createHeader). */
-  private async ensureHeader(): Promise<Buffer> {
-    const bytes = await this.cipherBytes()
+  private ensureHeader(): Buffer {
+    const bytes = this.cipherBytes()
     if (bytes > 0) return this.fileId()
     const header = newFileHeader()
-    await this.writeCipher(header.bytes, 0)
+    this.writeCipher(header.bytes, 0)
     this.state.fileId = header.fileId
     return header.fileId
   }
 
-  private async writeLocked(position: number, data: Buffer): Promise<void> {
+  private writeAt(position: number, data: Buffer): void {
     if (data.length === 0) return
-    const fileId = await this.ensureHeader()
-    const size = plainSize(await this.cipherBytes())
+    const fileId = this.ensureHeader()
+    const size = plainSize(this.cipherBytes())
     // === a write that starts beyond the block after EOF: pad the old last block to 4096 bytes,
     // so the blocks in between become holes (file_holes.go writePadHole).
     if (position > size && Math.floor(position / PLAIN_BS) > Math.floor(size / PLAIN_BS))
-      await this.zeroPad(size, fileId)
-    await this.writeBlocks(position, data, fileId)
+      this.zeroPad(size, fileId)
+    this.writeBlocks(position, data, fileId)
   }
 
   /** Pads a partial last block with zeros up to the block boundary. */
-  private async zeroPad(size: number, fileId: Buffer): Promise<void> {
+  private zeroPad(size: number, fileId: Buffer): void {
     const rest = size % PLAIN_BS
     if (rest === 0) return
-    await this.writeBlocks(size, Buffer.alloc(PLAIN_BS - rest), fileId)
+    this.writeBlocks(size, Buffer.alloc(PLAIN_BS - rest), fileId)
   }
 
   /**
    * Read-modify-write of every block `data` touches, then one write of the new ciphertext. Only
    * the first and last block can be partial; the blocks in between are encrypted from `data`.
    */
-  private async writeBlocks(position: number, data: Buffer, fileId: Buffer): Promise<void> {
+  private writeBlocks(position: number, data: Buffer, fileId: Buffer): void {
     const first = Math.floor(position / PLAIN_BS)
     const last = Math.floor((position + data.length - 1) / PLAIN_BS)
     const regionStart = first * PLAIN_BS
@@ -227,10 +269,10 @@ export class OpenFile implements VolumeFile {
     if (head !== 0 || needsTail) {
       // A block that fails authentication is not silently overwritten: the error surfaces and the
       // write fails (gocryptfs does the same).
-      const oldFirst = head !== 0 ? await this.readBlock(first, fileId) : Buffer.alloc(0)
+      const oldFirst = head !== 0 ? this.readBlock(first, fileId) : Buffer.alloc(0)
       const oldLast =
         needsTail && (last !== first || head === 0)
-          ? await this.readBlock(last, fileId)
+          ? this.readBlock(last, fileId)
           : last === first
             ? oldFirst
             : Buffer.alloc(0)
@@ -242,22 +284,38 @@ export class OpenFile implements VolumeFile {
       oldLast.copy(plain, last * PLAIN_BS - regionStart) // the same block again if first === last
       data.copy(plain, head)
     }
+    // Whole blocks of a big write (sequential writes are): a worker encrypts and writes them while
+    // the kernel sends the next request. The size is recorded now; a failure is reported later.
+    if (plain === data && data.length >= MIN_SPLIT_BLOCKS * PLAIN_BS && this.writeBehind(first, data, fileId))
+      return
     const stored = cipherBuffers.take(cipherSize(plain.length) - HEADER_LEN) // plain is never empty
     try {
-      await this.crypto.encrypt(plain, first, fileId, stored)
-      await this.writeCipher(stored, blockCipherOffset(first))
+      this.crypto.encryptSync(plain, first, fileId, stored)
+      this.writeCipher(stored, blockCipherOffset(first))
     } finally {
       cipherBuffers.give(stored)
     }
   }
 
-  private async truncateLocked(newSize: number): Promise<void> {
-    const bytes = await this.cipherBytes()
+  private writeBehind(first: number, data: Buffer, fileId: Buffer): boolean {
+    const at = blockCipherOffset(first)
+    const onError = (err: Error): void => {
+      this.deferred ??= err
+      this.state.cipherBytes = undefined // fstat again: the write may have been short
+    }
+    const before = this.cipherBytes()
+    if (!this.crypto.writeBehind?.(data, first, fileId, this.fh.fd, at, onError)) return false
+    this.state.cipherBytes = Math.max(before, at + cipherSize(data.length) - HEADER_LEN)
+    return true
+  }
+
+  private truncateTo(newSize: number): void {
+    const bytes = this.cipherBytes()
     const oldSize = plainSize(bytes)
     if (newSize === oldSize && bytes !== HEADER_LEN) return
     if (newSize === 0) {
       // An empty file has no header; the next write makes a new file ID.
-      await this.truncateCipher(0)
+      this.truncateCipher(0)
       return
     }
     if (newSize > oldSize) return this.grow(oldSize, newSize)
@@ -265,26 +323,26 @@ export class OpenFile implements VolumeFile {
     const n = Math.floor(newSize / PLAIN_BS)
     const keep = newSize % PLAIN_BS
     if (keep === 0) {
-      await this.truncateCipher(cipherSize(newSize))
+      this.truncateCipher(cipherSize(newSize))
       return
     }
-    const fileId = await this.fileId()
-    const old = await this.readBlock(n, fileId)
-    await this.truncateCipher(blockCipherOffset(n))
-    const block = await this.crypto.encrypt(old.subarray(0, keep), n, fileId)
-    await this.writeCipher(block, blockCipherOffset(n))
+    const fileId = this.fileId()
+    const old = this.readBlock(n, fileId)
+    this.truncateCipher(blockCipherOffset(n))
+    const block = this.crypto.encryptSync(old.subarray(0, keep), n, fileId)
+    this.writeCipher(block, blockCipherOffset(n))
   }
 
   /** file_allocate_truncate.go truncateGrowFile. */
-  private async grow(oldSize: number, newSize: number): Promise<void> {
-    const fileId = await this.ensureHeader()
+  private grow(oldSize: number, newSize: number): void {
+    const fileId = this.ensureHeader()
     // Growing within the last block: one zero byte at the new end, written by RMW.
     if (oldSize > 0 && Math.floor((oldSize - 1) / PLAIN_BS) === Math.floor((newSize - 1) / PLAIN_BS))
       return this.writeBlocks(newSize - 1, Buffer.alloc(1), fileId)
-    await this.zeroPad(oldSize, fileId)
+    this.zeroPad(oldSize, fileId)
     // Block-aligned: extend the backing file; the new blocks are holes (all-zero full blocks).
-    if (newSize % PLAIN_BS === 0) await this.truncateCipher(cipherSize(newSize))
-    else await this.writeLocked(newSize - 1, Buffer.alloc(1))
+    if (newSize % PLAIN_BS === 0) this.truncateCipher(cipherSize(newSize))
+    else this.writeAt(newSize - 1, Buffer.alloc(1))
   }
 }
 

@@ -7,7 +7,6 @@ import { inlineBlockCrypto, type BlockCrypto } from './block-crypto.js'
 import { workerBlockCrypto } from './block-crypto-workers.js'
 import { decryptBlock, encryptBlock, plainSize } from './content-cipher.js'
 import { InodeCache } from './inode-cache.js'
-import { InodeLocks } from './inode-locks.js'
 import type { VolumeKeys } from './key-derivation.js'
 import {
   CONF_NAME,
@@ -109,6 +108,11 @@ export interface Volume {
    * `close` (the FUSE server does this; block-crypto-workers.ts). Files opened earlier stay inline.
    */
   useCryptoThreads(threads: number): void
+  /**
+   * Waits for the write-behind in flight (worker threads only, open-file.ts), so that what comes
+   * next sees the backing files as written. The FUSE server calls it before every other request.
+   */
+  settle(): void
   close(): void
 }
 
@@ -140,7 +144,6 @@ function isErrno(err: unknown, ...codes: string[]): boolean {
 export class GocryptfsVolume implements Volume {
   private readonly names: NameCipher
   private readonly dirIVs = new Map<string, Buffer>()
-  private readonly locks = new InodeLocks()
   private readonly inodes = new InodeCache()
   private crypto: BlockCrypto
 
@@ -156,6 +159,10 @@ export class GocryptfsVolume implements Volume {
   useCryptoThreads(threads: number): void {
     this.crypto.close()
     this.crypto = workerBlockCrypto(this.keys.content, threads)
+  }
+
+  settle(): void {
+    this.crypto.settle()
   }
 
   close(): void {
@@ -462,7 +469,7 @@ export class GocryptfsVolume implements Volume {
       const st = await fh.stat()
       if (st.isDirectory()) throw posixError('EISDIR', 'open', path)
       if (!st.isFile()) throw posixError('EINVAL', 'open', path)
-      file = new OpenFile(fh, this.crypto, `${st.dev}:${st.ino}`, this.locks, this.inodes)
+      file = new OpenFile(fh, this.crypto, `${st.dev}:${st.ino}`, this.inodes)
       if (o.truncate) await file.truncate(0)
       return file
     } catch (err) {

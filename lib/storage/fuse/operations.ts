@@ -51,6 +51,8 @@ export function fuseOperations(vol: Volume, log: FuseLog): { ops: FuseOperations
 
   /** Runs `fn` and answers `cb` with 0, or the errno of what it threw. */
   const reply = (op: string, path: string, cb: Cb, fn: () => Promise<unknown>): void => {
+    // A write answered early (write-behind) reaches the backing file before anything else runs.
+    vol.settle()
     // Promise.resolve().then: a synchronous throw (an unknown fh) is an errno too, never a crash.
     Promise.resolve()
       .then(fn)
@@ -60,6 +62,7 @@ export function fuseOperations(vol: Volume, log: FuseLog): { ops: FuseOperations
       )
   }
   const replyWith = <T>(op: string, path: string, cb: Cb<T>, fn: () => Promise<T>): void => {
+    vol.settle()
     Promise.resolve()
       .then(fn)
       .then(
@@ -91,26 +94,31 @@ export function fuseOperations(vol: Volume, log: FuseLog): { ops: FuseOperations
       replyWith('create', path, cb, async () =>
         handles.add(await vol.open(path, { create: true, mode: mode & 0o7777 })),
       ),
+    // Reads and writes are answered before the handler returns: the open file does them
+    // synchronously (open-file.ts), so there is no promise between the kernel's request and the
+    // answer. `buf` is libfuse memory, valid until `cb` runs; nothing keeps it after that (a
+    // write-behind copies it first).
     read: (path, fh, buf, len, pos, cb) => {
-      Promise.resolve()
-        .then(() => file(fh).readInto(pos, buf.subarray(0, len)))
-        .then(
-          (n) => cb(n),
-          (err: unknown) => cb(fail('read', path, err)),
-        )
+      let n: number
+      try {
+        n = file(fh).readIntoSync(pos, buf.subarray(0, len))
+      } catch (err) {
+        return cb(fail('read', path, err))
+      }
+      cb(n)
     },
     write: (path, fh, buf, len, pos, cb) => {
-      // No copy: `buf` stays valid until `cb` runs, because serve.ts mounts without fuse-native's
-      // request timeout (a timeout would answer, and free, the request while this still runs).
-      Promise.resolve()
-        .then(() => file(fh).write(pos, buf.subarray(0, len)))
-        .then(
-          (n) => cb(n),
-          (err: unknown) => cb(fail('write', path, err)),
-        )
+      let n: number
+      try {
+        n = file(fh).writeSync(pos, buf.subarray(0, len))
+      } catch (err) {
+        return cb(fail('write', path, err))
+      }
+      cb(n)
     },
     release: (path, fh, cb) => reply('release', path, cb, () => handles.remove(fh).close()),
-    flush: (_path, _fh, cb) => cb(0),
+    // close(2): reports a failed write-behind of this handle (open-file.ts).
+    flush: (path, fh, cb) => reply('flush', path, cb, () => file(fh).flush()),
     fsync: (path, _datasync, fh, cb) => reply('fsync', path, cb, () => file(fh).sync()),
     truncate: (path, size, cb) => reply('truncate', path, cb, () => vol.truncate(path, size)),
     ftruncate: (path, fh, size, cb) => reply('ftruncate', path, cb, () => file(fh).truncate(size)),

@@ -48,7 +48,8 @@ export async function serveVolume(
   // AES-GCM of big requests split over worker threads (block-crypto-workers.ts): one fewer than
   // the cores, as this thread takes a share too and the kernel and the client need a core as well.
   // On a loaded 2-core machine two workers were slower than one (every hand-over waits for a
-  // time slice). COFFER_CRYPTO_THREADS overrides the count (0: all on this thread).
+  // time slice). The workers also take big whole-block writes (write-behind, open-file.ts).
+  // COFFER_CRYPTO_THREADS overrides the count (0: all on this thread, no write-behind).
   vol.useCryptoThreads(Number(process.env.COFFER_CRYPTO_THREADS ?? availableParallelism() - 1))
   const { ops, handles } = fuseOperations(vol, log)
   const fuse: FuseHandle = new Fuse(mountpoint, ops, {
