@@ -171,7 +171,12 @@ async function pullHeld(name: ImageName, o: PullOptions): Promise<PullResult> {
           }
           // The key first: a missing or revoked key fails before the blob is fetched. The store
           // hashes the tar it unpacks against diffId (and commits nothing on a mismatch).
-          const checks = layerChecks(desc, await layerDecryption(desc, o.decrypt, { signal }))
+          const decryption = await layerDecryption(desc, o.decrypt, { signal })
+          // The plaintext digest the key's options record is not hashed again here (one pass of
+          // four): the HMAC proves the ciphertext is the key holder's, and the tar it decompresses
+          // to must match the signed config's diff_id; the compressed bytes themselves are never
+          // stored. (`coffer decrypt`, which stores them, checks that digest.)
+          const checks = layerChecks(desc, decryption && { key: decryption.key })
           o.onEvent?.({ type: 'layer-start', diffId, digest: desc.digest, size: desc.size })
           const layer = await o.store.stage(
             diffId,

@@ -16,10 +16,11 @@ const send = (m: FromWorker): void => port.postMessage(m)
 /**
  * The cipher and zlib hand back a new buffer per slice, freed only when V8 collects its object;
  * V8 collects by heap pressure, which these small objects barely create, so dead buffers would
- * pile up by the tens of MiB per thread. A young-generation collection every few MiB frees them.
+ * pile up by the tens of MiB per thread. A young-generation collection every 2 MiB of blob frees
+ * them (measured on a 512 MiB pull: peak RSS 130-139 MiB; every 4 MiB, 143-158 MiB; same speed).
  */
 const collect = youngGenerationCollector()
-const COLLECT_EVERY_BYTES = 4 << 20
+const COLLECT_EVERY_BYTES = 2 << 20
 let sinceCollect = 0
 
 /** The running job and its queue: chunks are written one after the other, each after the last. */

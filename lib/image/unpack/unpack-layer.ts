@@ -48,6 +48,8 @@ const AUFS_META_PREFIX = '.wh..wh.'
 const XATTR_PAX_PREFIX = 'SCHILY.xattr.'
 /** Bytes of file content gathered into one writev(2): fewer hand-offs to the libuv pool. */
 const WRITE_BATCH = 256 * 1024
+/** A durable file's content between two early writebacks (`fdatasync` in the background). */
+const WRITEBACK_BYTES = 8 * 1024 * 1024
 
 /** tar-stream's header; `type` is null at run time for a typeflag it does not know. */
 type EntryHeader = Omit<Header, 'type' | 'pax'> & {
@@ -340,6 +342,19 @@ class LayerUnpacker {
       let batch: Uint8Array[] = []
       let bytes = 0
       let writing: Promise<unknown> = Promise.resolve()
+      // Durable layers: writeback starts while the file is still being written, so the fsync at
+      // its end finds little left (the kernel's own writeback would wait for gigabytes of dirty
+      // pages). Errors are the final fsync's to report.
+      let written = 0
+      let flushing: Promise<void> | undefined
+      const writeback = (n: number): void => {
+        if (!this.durability || (written += n) < WRITEBACK_BYTES || flushing) return
+        written = 0
+        flushing = fh.datasync().then(
+          () => void (flushing = undefined),
+          () => void (flushing = undefined),
+        )
+      }
       for await (const chunk of body) {
         batch.push(chunk)
         bytes += chunk.length
@@ -350,10 +365,12 @@ class LayerUnpacker {
           writing = fh.writev(batch)
           writing.catch(() => undefined) // awaited before the next batch; handled until then
         }
+        writeback(bytes)
         batch = []
         bytes = 0
       }
       await writing
+      await flushing
       if (batch.length > 0) {
         if (this.o.blockingWrites) writevAllSync(fh.fd, batch)
         else await fh.writev(batch)

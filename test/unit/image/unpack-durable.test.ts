@@ -3,7 +3,7 @@
  * directory fsynced before unpackLayer returns (or, past MAX_FILE_SYNCS files, one syncfs), and
  * no descriptor left open, also when the layer fails halfway.
  */
-import { mkdir, mkdtemp, open, readdir, rm, type FileHandle } from 'node:fs/promises'
+import { mkdir, mkdtemp, open, readdir, rm, stat, type FileHandle } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { Readable } from 'node:stream'
@@ -87,5 +87,33 @@ describe('unpackLayer durable', () => {
       unpackLayer(truncated, await dir('cut'), { whiteouts: 'record', durable: true }),
     ).rejects.toMatchObject({ code: 'ERR_IMAGE_TAR_INVALID' })
     expect(await openFds()).toBe(before)
+  })
+
+  it('starts the writeback of a big file while writing it (fdatasync every 8 MiB), then still fsyncs it, for both write modes', async () => {
+    const big: TarEntry[] = [{ name: 'huge', type: 'big', size: 40 << 20 }]
+    const probe = await open(join(base, 'probe2'), 'w')
+    const proto = Object.getPrototypeOf(probe) as FileHandle
+    await probe.close()
+    const datasync = vi.spyOn(proto, 'datasync')
+    const sync = vi.spyOn(proto, 'sync')
+    for (const blockingWrites of [false, true]) {
+      datasync.mockClear()
+      sync.mockClear()
+      const d = await dir(`huge-${blockingWrites}`)
+      const before = await openFds()
+      await unpackLayer(tarStream(big), d, { whiteouts: 'record', durable: true, blockingWrites })
+      expect(datasync.mock.calls.length).toBeGreaterThanOrEqual(1)
+      expect(datasync.mock.calls.length).toBeLessThanOrEqual(5)
+      expect(sync).toHaveBeenCalled()
+      expect((await stat(join(d, 'huge'))).size).toBe(40 << 20)
+      expect(await openFds()).toBe(before)
+      // Not durable: no early writeback either.
+      datasync.mockClear()
+      await unpackLayer(tarStream(big), await dir(`huge-plain-${blockingWrites}`), {
+        whiteouts: 'record',
+        blockingWrites,
+      })
+      expect(datasync).not.toHaveBeenCalled()
+    }
   })
 })
