@@ -1,9 +1,8 @@
-import { existsSync } from 'node:fs'
 import { rm } from 'node:fs/promises'
 import { availableParallelism } from 'node:os'
-import { fileURLToPath } from 'node:url'
 import { Worker } from 'node:worker_threads'
 import { CofferError } from '../util/errors.js'
+import { compiledWorkerExists, workerDiedError } from '../util/worker-thread.js'
 import type { Io } from '../util/io.js'
 import { runLayerJob, type LayerJob, type LayerJobResult } from './layer-job.js'
 import { fromWire } from '../util/wire-error.js'
@@ -32,7 +31,7 @@ let shared: LayerJobRunner | undefined
  * same results, just not in parallel.
  */
 export function layerJobRunner(): LayerJobRunner {
-  shared ??= existsSync(fileURLToPath(WORKER_URL)) ? createLayerWorkerPool() : inThreadRunner()
+  shared ??= compiledWorkerExists(WORKER_URL) ? createLayerWorkerPool() : inThreadRunner()
   return shared
 }
 
@@ -94,12 +93,7 @@ export function createLayerWorkerPool(o: { size?: number; workerUrl?: URL } = {}
         task.signal?.removeEventListener('abort', task.onAbort)
         const err = task.signal?.aborted
           ? task.signal.reason
-          : new CofferError(
-              'ERR_CRYPT_WORKER_FAILED',
-              slot.crash
-                ? `layer worker failed: ${slot.crash.message}`
-                : `layer worker exited with code ${code} before finishing its layer`,
-            )
+          : workerDiedError('ERR_CRYPT_WORKER_FAILED', slot.crash, code)
         rm(task.job.target.path, { force: true }).then(
           () => task.reject(err),
           () => task.reject(err),

@@ -1,8 +1,7 @@
-import { existsSync } from 'node:fs'
 import { constants as osConstants } from 'node:os'
-import { fileURLToPath } from 'node:url'
 import { Worker } from 'node:worker_threads'
 import { CofferError } from '../util/errors.js'
+import { compiledWorkerExists } from '../util/worker-thread.js'
 import { type BlockCrypto } from './block-crypto.js'
 import {
   DONE,
@@ -83,7 +82,7 @@ const WORKER_URL = new URL('./block-crypto-worker.js', import.meta.url)
  */
 export function workerBlockCrypto(key: Uint8Array, count: number): BlockCrypto {
   const workers: PoolWorker[] = []
-  let broken = count < 1 || !existsSync(fileURLToPath(WORKER_URL))
+  let broken = count < 1 || !compiledWorkerExists(WORKER_URL)
   if (!broken)
     for (let i = 0; i < count; i++) {
       const slot = newSlotMemory()
@@ -156,7 +155,14 @@ export function workerBlockCrypto(key: Uint8Array, count: number): BlockCrypto {
     if (err) onError(err)
   }
 
-  const writeBehind: NonNullable<BlockCrypto['writeBehind']> = (plain, first, fileId, fd, position, onError) => {
+  const writeBehind: NonNullable<BlockCrypto['writeBehind']> = (
+    plain,
+    first,
+    fileId,
+    fd,
+    position,
+    onError,
+  ) => {
     settle()
     const w = broken ? undefined : workers.find((x) => Atomics.load(x.slot.ctl, READY) === 1)
     if (!w || plain.length > SLOT_BLOCKS * PLAIN_BS) return false

@@ -1,10 +1,8 @@
-import { existsSync } from 'node:fs'
 import { availableParallelism } from 'node:os'
 import type { Readable } from 'node:stream'
-import { fileURLToPath } from 'node:url'
 import { Worker } from 'node:worker_threads'
 import { youngGenerationCollector } from '../../crypt/young-gc.js'
-import { CofferError } from '../../util/errors.js'
+import { compiledWorkerExists, workerDiedError } from '../../util/worker-thread.js'
 import { fromWire } from '../../util/wire-error.js'
 import type { LayerChecks } from '../layer-checks.js'
 import type { UnpackOptions, UnpackResult } from '../unpack/types.js'
@@ -40,7 +38,7 @@ let shared: LayerStager | undefined
  * calling thread: same code, same checks, not in parallel.
  */
 export function layerStager(): LayerStager {
-  shared ??= existsSync(fileURLToPath(WORKER_URL)) ? createStageWorkerPool() : inThreadStager()
+  shared ??= compiledWorkerExists(WORKER_URL) ? createStageWorkerPool() : inThreadStager()
   return shared
 }
 
@@ -109,14 +107,7 @@ export function createStageWorkerPool(o: { size?: number; workerUrl?: URL } = {}
     })
     worker.on('exit', (code) => {
       slots.delete(slot)
-      slot.onExit?.(
-        new CofferError(
-          'ERR_IMAGE_WORKER_FAILED',
-          slot.crash
-            ? `layer worker failed: ${slot.crash.message}`
-            : `layer worker exited with code ${code} before finishing its layer`,
-        ),
-      )
+      slot.onExit?.(workerDiedError('ERR_IMAGE_WORKER_FAILED', slot.crash, code))
       hand()
     })
     worker.unref()
