@@ -63,7 +63,7 @@ for (;;) {
     if (op === OP_ENCRYPT_WRITE) {
       const fd = ctl[FD]!
       const position = ctl[POS_HI]! * 2 ** 32 + (ctl[POS_LO]! >>> 0)
-      for (let done = 0; done < out.length; )
+      for (let done = 0; done < out.length;)
         done += writeSync(fd, out, done, out.length - done, position + done)
     }
     ctl[RESULT] = out.length
