@@ -8,14 +8,7 @@ import { lazyKeyWrapper } from '../../../lib/crypt/lazy-keywrap.js'
 import type { Registration } from '../../../lib/util/registry.js'
 import { pgpSelection } from './selection.js'
 
-export {
-  DC_GPG_PRIVATEKEYS,
-  DC_GPG_PRIVATEKEYS_PASSWORDS,
-  EC_GPG_PUBKEYRINGFILE,
-  EC_GPG_PUBKEYS,
-  EC_GPG_RECIPIENTS,
-  PGP_ANNOTATION,
-} from './selection.js'
+export { PGP_ANNOTATION } from './selection.js'
 
 /**
  * `keywrap.v1/pgp`: ocicrypt-compatible OpenPGP (binary message, PKESK v3 + SEIPD v1, AES-256, no
