@@ -70,6 +70,16 @@ export function fuseOperations(vol: Volume, log: FuseLog): { ops: FuseOperations
         (err: unknown) => (cb as (err: number) => void)(fail(op, path, err)),
       )
   }
+  /** read/write: answered with the byte count before the handler returns, or the errno. */
+  const replyBytes = (op: string, path: string, cb: (n: number) => void, fn: () => number): void => {
+    let n: number
+    try {
+      n = fn()
+    } catch (err) {
+      return cb(fail(op, path, err))
+    }
+    cb(n)
+  }
   const fail = (op: string, path: string, err: unknown): number => {
     const errno = fuseErrno(err)
     if (errno === -osConstants.errno.EIO)
@@ -98,24 +108,10 @@ export function fuseOperations(vol: Volume, log: FuseLog): { ops: FuseOperations
     // synchronously (open-file.ts), so there is no promise between the kernel's request and the
     // answer. `buf` is libfuse memory, valid until `cb` runs; nothing keeps it after that (a
     // write-behind copies it first).
-    read: (path, fh, buf, len, pos, cb) => {
-      let n: number
-      try {
-        n = file(fh).readIntoSync(pos, buf.subarray(0, len))
-      } catch (err) {
-        return cb(fail('read', path, err))
-      }
-      cb(n)
-    },
-    write: (path, fh, buf, len, pos, cb) => {
-      let n: number
-      try {
-        n = file(fh).writeSync(pos, buf.subarray(0, len))
-      } catch (err) {
-        return cb(fail('write', path, err))
-      }
-      cb(n)
-    },
+    read: (path, fh, buf, len, pos, cb) =>
+      replyBytes('read', path, cb, () => file(fh).readIntoSync(pos, buf.subarray(0, len))),
+    write: (path, fh, buf, len, pos, cb) =>
+      replyBytes('write', path, cb, () => file(fh).writeSync(pos, buf.subarray(0, len))),
     release: (path, fh, cb) => reply('release', path, cb, () => handles.remove(fh).close()),
     // close(2): reports a failed write-behind of this handle (open-file.ts).
     flush: (path, fh, cb) => reply('flush', path, cb, () => file(fh).flush()),
