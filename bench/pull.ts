@@ -56,22 +56,15 @@ export async function benchPull(cofferBin: string, root: string): Promise<PullBe
       { stdio: 'inherit' },
     )
 
-    const coffer = await measure(process.execPath, [
-      cofferBin,
-      'pull',
-      '-q',
-      '--tls-verify=false',
-      '--insecure-policy',
-      '--decryption-key',
-      join(work, 'k.key'),
-      '--store',
-      join(work, 'store'),
-      '--rootfs',
-      join(work, 'coffer-rootfs'),
-      '--rootfs-mode',
-      'materialize',
-      ref,
-    ])
+    const coffer = await measure(
+      process.execPath,
+      cofferPullArgv(cofferBin, {
+        key: join(work, 'k.key'),
+        store: join(work, 'store'),
+        rootfs: join(work, 'coffer-rootfs'),
+        ref,
+      }),
+    )
     if (coffer.exitCode !== 0) throw new Error(`coffer pull failed: ${coffer.stderr}`)
     const skopeo = await measure('skopeo', [
       'copy',
@@ -96,6 +89,32 @@ export async function benchPull(cofferBin: string, root: string): Promise<PullBe
     await registry.stop()
     await rm(work, { recursive: true, force: true })
   }
+}
+
+/**
+ * `node` arguments for the measured pull: a local key, no policy, a materialized rootfs (as umoci
+ * unpack makes), quiet. Shared with the memory test, which pulls the same way.
+ */
+export function cofferPullArgv(
+  cofferBin: string,
+  o: { key: string; store: string; rootfs: string; ref: string },
+): string[] {
+  return [
+    cofferBin,
+    'pull',
+    '-q',
+    '--tls-verify=false',
+    '--insecure-policy',
+    '--decryption-key',
+    o.key,
+    '--store',
+    o.store,
+    '--rootfs',
+    o.rootfs,
+    '--rootfs-mode',
+    'materialize',
+    o.ref,
+  ]
 }
 
 export function pullTable(r: PullBenchResult): string {

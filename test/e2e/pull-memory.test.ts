@@ -9,6 +9,7 @@ import { join } from 'node:path'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { ensureBenchImage } from '../../bench/image.js'
 import { measure } from '../../bench/measure.js'
+import { cofferPullArgv } from '../../bench/pull.js'
 import { generateKeyPair } from '../../lib/crypt/keys.js'
 import { COFFER_BIN } from '../helpers/coffer.js'
 import { startRegistry, type TestRegistry } from '../helpers/registry.js'
@@ -51,22 +52,15 @@ describe('coffer pull memory', () => {
   it('peaks within a few MiB for a 1 MiB and a 256 MiB layer', async () => {
     const peak: Record<number, number> = {}
     for (const mib of sizes) {
-      const run = await measure(process.execPath, [
-        COFFER_BIN,
-        'pull',
-        '-q',
-        '--tls-verify=false',
-        '--insecure-policy',
-        '--decryption-key',
-        join(work, 'k.key'),
-        '--store',
-        join(work, `store-${mib}`),
-        '--rootfs',
-        join(work, `rootfs-${mib}`),
-        '--rootfs-mode',
-        'materialize',
-        `docker://${reg.host}/mem:${mib}`,
-      ])
+      const run = await measure(
+        process.execPath,
+        cofferPullArgv(COFFER_BIN, {
+          key: join(work, 'k.key'),
+          store: join(work, `store-${mib}`),
+          rootfs: join(work, `rootfs-${mib}`),
+          ref: `docker://${reg.host}/mem:${mib}`,
+        }),
+      )
       expect(run.exitCode, run.stderr).toBe(0)
       peak[mib] = run.peakRssKiB / 1024
     }
