@@ -4,7 +4,6 @@ import { existsSync } from 'node:fs'
 import { mkdtemp, open, readFile, rm, stat, writeFile } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
-import { pathToFileURL } from 'node:url'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import type { LayerJob } from '../../../lib/crypt/layer-job.js'
 import {
@@ -14,6 +13,7 @@ import {
 } from '../../../lib/crypt/layer-worker-pool.js'
 import { digestOf, type Digest } from '../../../lib/oci/digest.js'
 import { isCofferError } from '../../../lib/util/errors.js'
+import { WORKER_DEATHS, writeDyingWorker } from '../../helpers/dying-worker.js'
 
 // The worker runs compiled code: vitest runs the sources, so the thread loads the build.
 const WORKER_URL = new URL('../../../dist/lib/crypt/layer-worker.js', import.meta.url)
@@ -201,17 +201,12 @@ describe('layer jobs on worker threads', () => {
   })
 
   it('a thread that dies mid-job (exit or uncaught exception) is ERR_CRYPT_WORKER_FAILED, and its output is removed', async () => {
-    for (const [name, death] of [
-      ['exit', 'process.exit(3)'],
-      ['throw', 'setTimeout(() => { throw new Error("boom") })'],
-    ] as const) {
-      const url = pathToFileURL(join(dir, `dying-${name}.mjs`))
-      await writeFile(
-        url,
-        `import { parentPort } from 'node:worker_threads'
-import { writeFileSync } from 'node:fs'
-parentPort.on('message', ({ job }) => { writeFileSync(job.target.path, 'partial'); ${death} })
-`,
+    for (const [name, death] of WORKER_DEATHS) {
+      const url = await writeDyingWorker(
+        dir,
+        name,
+        `({ job }) => { writeFileSync(job.target.path, 'partial'); ${death} }`,
+        "import { writeFileSync } from 'node:fs'\n",
       )
       const dying = createLayerWorkerPool({ size: 1, workerUrl: url })
       try {

@@ -1,10 +1,9 @@
 import { createCipheriv, createHmac, randomBytes } from 'node:crypto'
 import { existsSync } from 'node:fs'
-import { mkdir, mkdtemp, readdir, readFile, rm, writeFile } from 'node:fs/promises'
+import { mkdir, mkdtemp, readdir, readFile, rm } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { Readable } from 'node:stream'
-import { pathToFileURL } from 'node:url'
 import { gzipSync } from 'node:zlib'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import type { LayerChecks } from '../../../lib/image/layer-checks.js'
@@ -15,6 +14,7 @@ import {
 } from '../../../lib/image/stage-worker/stage-runner.js'
 import { digestOf } from '../../../lib/oci/digest.js'
 import { isCofferError } from '../../../lib/util/errors.js'
+import { WORKER_DEATHS, writeDyingWorker } from '../../helpers/dying-worker.js'
 import { tarStream } from '../../helpers/tar-builder.js'
 
 // The worker runs compiled code: vitest runs the sources, so the thread loads the build.
@@ -151,15 +151,8 @@ describe('layer stage workers', () => {
   })
 
   it('a thread that dies mid-layer is ERR_IMAGE_WORKER_FAILED', async () => {
-    for (const [name, death] of [
-      ['exit', 'process.exit(3)'],
-      ['throw', 'setTimeout(() => { throw new Error("boom") })'],
-    ] as const) {
-      const url = pathToFileURL(join(dir, `dying-${name}.mjs`))
-      await writeFile(
-        url,
-        `import { parentPort } from 'node:worker_threads'\nparentPort.on('message', (m) => { if (m.type === 'data') { ${death} } })\n`,
-      )
+    for (const [name, death] of WORKER_DEATHS) {
+      const url = await writeDyingWorker(dir, name, `(m) => { if (m.type === 'data') { ${death} } }`)
       const dying = createStageWorkerPool({ size: 1, workerUrl: url })
       try {
         const err = await dying.stage(chunks(layer.blob), layer.checks, await dest(), OPTIONS).then(
