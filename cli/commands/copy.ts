@@ -120,11 +120,6 @@ async function layerTransformFrom(
       'ERR_USAGE',
       '--kbs-url is for decryption; to encrypt for a kbs:/// key give its KEK with --kek',
     )
-  // Layer crypto runs on worker threads: start them while the key wrappers load.
-  void import('../../lib/crypt/layer-worker-pool.js').then(
-    (m) => m.layerJobRunner().prestart(),
-    () => {}, // a broken install fails on the first layer, with its own error
-  )
   const { allKeyWrappers } = await import('../../plugins/keywraps.js')
   let wrappers = await allKeyWrappers()
   if (kbsUrl) wrappers = await withKbsKekSource(wrappers, kbsUrl, opts, cleanups)
