@@ -23,6 +23,7 @@
 #   python3-cryptography     key files and signatures in test/interop/sign-skopeo.test.ts
 #   zstd                     zstd-compressed layers for the guest's layer reader (test/interop/layer-stream)
 #   attr                     setfattr/getfattr: lib/image/unpack marks overlayfs opaque dirs (trusted.overlay.opaque)
+#   gcc, libc6-dev           npm run build compiles native/gcm-blocks.c (AES-GCM for lib/storage) against Node's headers
 set -euo pipefail
 
 PACKAGES=(
@@ -35,6 +36,7 @@ PACKAGES=(
   python3-nacl python3-cryptography
   zstd
   attr
+  gcc libc6-dev
 )
 
 # One dpkg-query for all packages keeps the fast path fast. It prints nothing (and exits non-zero)

@@ -1,5 +1,6 @@
 import { createCipheriv, createDecipheriv, randomBytes } from 'node:crypto'
 import { CofferError } from '../util/errors.js'
+import { nativeGcm } from './native-gcm.js'
 import { takeRandom } from './nonce-pool.js'
 
 /**
@@ -68,7 +69,8 @@ export function encryptBlock(
 /**
  * Encrypts consecutive blocks (`plain` split every 4096 bytes, the last one may be short) numbered
  * from `firstBlockNo`, into one buffer laid out as on disk. The nonces come from one batched random
- * source: fetching 16 random bytes per block cost as much as the AES-GCM itself.
+ * source: fetching 16 random bytes per block cost as much as the AES-GCM itself. The native addon
+ * does the AES-GCM when it is built (native-gcm.ts), node:crypto otherwise.
  */
 export function encryptBlocks(
   key: Uint8Array,
@@ -80,6 +82,21 @@ export function encryptBlocks(
   const n = Math.ceil(plain.length / PLAIN_BS)
   const out = outputBuffer(plain.length + n * BLOCK_OVERHEAD, into)
   const nonces = takeRandom(n * NONCE_LEN)
+  if (nativeGcm) nativeGcm.seal(key, plain, firstBlockNo, fileId ?? null, nonces, out)
+  else sealBlocksJs(key, plain, firstBlockNo, fileId, nonces, out)
+  return out
+}
+
+/** encryptBlocks' AES-GCM with node:crypto, one cipher object per block (the addon's reference). */
+export function sealBlocksJs(
+  key: Uint8Array,
+  plain: Uint8Array,
+  firstBlockNo: number,
+  fileId: Uint8Array | undefined,
+  nonces: Buffer,
+  out: Buffer,
+): void {
+  const n = Math.ceil(plain.length / PLAIN_BS)
   for (let i = 0; i < n; i++) {
     const p = plain.subarray(i * PLAIN_BS, Math.min(plain.length, (i + 1) * PLAIN_BS))
     const at = i * CIPHER_BS
@@ -92,7 +109,6 @@ export function encryptBlocks(
     c.final() // GCM is a stream mode: final() only computes the tag, it returns no bytes
     c.getAuthTag().copy(out, at + NONCE_LEN + p.length)
   }
-  return out
 }
 
 /**
@@ -107,15 +123,15 @@ export function decryptBlock(
   fileId: Uint8Array | undefined,
 ): Buffer {
   if (stored.length === 0) return Buffer.alloc(0)
-  const out = Buffer.allocUnsafe(Math.max(0, stored.length - BLOCK_OVERHEAD))
-  decryptBlockInto(key, stored, blockNo, fileId, out, 0)
-  return out
+  // More than one block's worth is no block at all (decryptBlocks would read it as two).
+  if (stored.length > CIPHER_BS) throw new CofferError('ERR_STORAGE_CORRUPT', CORRUPT_BLOCK)
+  return decryptBlocks(key, stored, blockNo, fileId)
 }
 
 /**
  * Decrypts consecutive stored blocks (as laid out on disk, the last one may be short) numbered from
  * `firstBlockNo` into one plaintext buffer. Any block that fails authentication fails the whole
- * call with ERR_STORAGE_CORRUPT.
+ * call with ERR_STORAGE_CORRUPT. The native addon does the work when it is built.
  */
 export function decryptBlocks(
   key: Uint8Array,
@@ -125,6 +141,20 @@ export function decryptBlocks(
   into?: Buffer,
 ): Buffer {
   const out = outputBuffer(plainLength(stored.length), into)
+  if (!nativeGcm) return openBlocksJs(key, stored, firstBlockNo, fileId, out)
+  if (nativeGcm.open(key, stored, firstBlockNo, fileId ?? null, out) >= 0)
+    throw new CofferError('ERR_STORAGE_CORRUPT', CORRUPT_BLOCK)
+  return out
+}
+
+/** decryptBlocks with node:crypto, one cipher object per block (the addon's reference). */
+export function openBlocksJs(
+  key: Uint8Array,
+  stored: Uint8Array,
+  firstBlockNo: number,
+  fileId: Uint8Array | undefined,
+  out: Buffer,
+): Buffer {
   const n = Math.ceil(stored.length / CIPHER_BS)
   for (let i = 0; i < n; i++) {
     const block = stored.subarray(i * CIPHER_BS, Math.min(stored.length, (i + 1) * CIPHER_BS))
