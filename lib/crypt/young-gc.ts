@@ -57,8 +57,11 @@ let kept = false
 function keepFreedMemoryMapped(collect: () => void): void {
   if (kept) return
   kept = true
-  let block: ArrayBuffer | undefined = new ArrayBuffer(THRESHOLD_BLOCK_BYTES)
-  void block
-  block = undefined
-  collect()
+  allocateAndDrop(THRESHOLD_BLOCK_BYTES)
+  collect() // frees it (V8 frees a dead ArrayBuffer's memory when it collects the object)
+}
+
+/** A block that is garbage as soon as this returns. */
+function allocateAndDrop(bytes: number): number {
+  return new ArrayBuffer(bytes).byteLength
 }
