@@ -7,7 +7,6 @@
  * its descriptor says fails at once); what was emitted before counts only if `end` passed.
  */
 import { createDecipheriv, createHmac, timingSafeEqual, type Decipher, type Hmac } from 'node:crypto'
-import { Transform, type TransformCallback } from 'node:stream'
 import type { StreamDecryption } from '../crypt/decrypt-stream.js'
 import { decryptFailed } from '../crypt/decrypt-failed.js'
 import { DigestCheck, type Digest } from '../oci/digest.js'
@@ -158,36 +157,4 @@ export class LayerChecker {
     this.tar?.update(tar)
     emit(tar)
   }
-}
-
-/**
- * The checks as a stream, blob in and tar out, for a consumer on this thread. It fails with the
- * first failed check; `fetched` tells how much of the blob has gone in.
- */
-export function layerCheckStream(plan: LayerChecks): Transform & { readonly fetched: number } {
-  const checker = new LayerChecker(plan)
-  const stream = new Transform({
-    transform(chunk: Buffer, _enc, cb: TransformCallback) {
-      try {
-        for (let at = 0; at < chunk.length;) {
-          const n = Math.min(checker.sliceBytes, chunk.length - at)
-          checker.write(chunk.subarray(at, at + n), (tar) => this.push(tar))
-          at += n
-        }
-      } catch (err) {
-        return cb(err as Error)
-      }
-      cb()
-    },
-    flush(cb: TransformCallback) {
-      try {
-        checker.end((tar) => this.push(tar))
-      } catch (err) {
-        return cb(err as Error)
-      }
-      cb()
-    },
-  })
-  Object.defineProperty(stream, 'fetched', { get: () => checker.fetched })
-  return stream as Transform & { readonly fetched: number }
 }

@@ -1,22 +1,14 @@
 /**
- * One layer of a pulled image as the tar stream an unpacker consumes, with every check on the way
- * (`layer-checks.ts`): the blob's digest and size (as fetched, resumable), decryption when the
- * layer is `+encrypted` (HMAC and the recorded plaintext digest), decompression by media type, and
- * the config's diff_id over the tar itself. Decryption streams (no spool), so every check but the
- * blob's size fails at the end of the stream: a consumer must treat what it read as untrusted
- * until the stream ended cleanly (the layer store unpacks into staging and commits only then).
+ * What the pull needs around one layer's checks (`layer-checks.ts`, run by the stage workers):
+ * the layer's unwrapped key before its blob is fetched, sampled progress, and the error a
+ * consumer sees when reading a layer fails.
  */
-import { PassThrough, type Readable } from 'node:stream'
-import { pipeline } from 'node:stream/promises'
 import { unwrapStreamDecryption, type StreamDecryption } from '../crypt/decrypt-stream.js'
 import type { DecryptOptions } from '../crypt/decrypt-step.js'
 import { isEncryptedMediaType } from '../crypt/media-types.js'
-import type { Digest } from '../oci/digest.js'
-import type { ImageSource } from '../oci/image-transport.js'
 import type { Descriptor } from '../oci/schemas.js'
 import { CofferError } from '../util/errors.js'
 import type { Io } from '../util/io.js'
-import { layerCheckStream, layerChecks } from './layer-checks.js'
 
 /** How often `onProgress` hears how much of the blob was fetched. */
 export const PROGRESS_INTERVAL_MS = 200
@@ -37,31 +29,6 @@ export async function layerDecryption(
       `layer ${desc.digest} is encrypted; give a decryption key or a KBS`,
     )
   return unwrapStreamDecryption(desc, decrypt, io)
-}
-
-/**
- * Returns the uncompressed tar, which errors at its end if any check failed. `diffId` is checked
- * here when given; pass `undefined` when the consumer hashes the tar itself (the layer store does,
- * and commits nothing on a mismatch), so a pull hashes each tar once. `onProgress` hears the bytes
- * of the blob fetched so far, every 200 ms while that number grows.
- */
-export async function openLayerTar(
-  source: ImageSource,
-  desc: Descriptor,
-  diffId: Digest | undefined,
-  o: Io & { decrypt?: DecryptOptions; onProgress?: (fetched: number) => void } = {},
-): Promise<Readable> {
-  const checks = layerChecks(desc, await layerDecryption(desc, o.decrypt, o), diffId)
-  // The blob as stored, checked against its descriptor while it streams.
-  const blob = await source.getBlob(desc, o)
-  const checked = layerCheckStream(checks)
-  const tar = new PassThrough()
-  const stopProgress = sampleProgress(() => checked.fetched, o.onProgress)
-  // Errors anywhere in the chain reach `tar`, the consumer's stream.
-  pipeline([blob, checked, tar])
-    .finally(stopProgress)
-    .catch((err: unknown) => tar.destroy(layerReadError(desc, err)))
-  return tar
 }
 
 /**

@@ -1,7 +1,7 @@
 /**
- * Layers as the guest reads them: gzip, zstd and skopeo-encrypted (jwe) layers come out as tars
- * hashing to the config's diff_ids; tampered blobs, wrong diff_ids and missing or wrong keys fail
- * with coded errors.
+ * Layers as the guest reads them (the stage workers' LayerChecker): gzip, zstd and
+ * skopeo-encrypted (jwe) layers come out as tars hashing to the config's diff_ids; tampered blobs,
+ * wrong diff_ids and missing or wrong keys fail with coded errors.
  */
 import { execFile } from 'node:child_process'
 import { createHash } from 'node:crypto'
@@ -12,7 +12,9 @@ import { promisify } from 'node:util'
 import { gunzipSync } from 'node:zlib'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { generateKeyPair } from '../../lib/crypt/keys.js'
-import { openLayerTar } from '../../lib/image/layer-stream.js'
+import type { DecryptOptions } from '../../lib/crypt/decrypt-step.js'
+import { LayerChecker, layerChecks } from '../../lib/image/layer-checks.js'
+import { layerDecryption } from '../../lib/image/layer-stream.js'
 import type { Digest } from '../../lib/oci/digest.js'
 import { parseImageName } from '../../lib/oci/image-name.js'
 import { openImageSource } from '../../lib/oci/open-image.js'
@@ -23,15 +25,28 @@ import { makeSampleLayout, skopeo, type SampleImage } from '../helpers/skopeo.js
 
 const run = promisify(execFile)
 
+/**
+ * The layer's blob through the checks a pull's stage worker runs (`LayerChecker`, fed in the
+ * slices it asks for), with the diff_id checked over the tar; the tar's digest.
+ */
 async function tarDigest(
   source: ImageSource,
   desc: Descriptor,
   diffId: string,
-  decrypt?: Parameters<typeof openLayerTar>[3],
+  o: { decrypt?: DecryptOptions } = {},
 ): Promise<string> {
-  const tar = await openLayerTar(source, desc, diffId as Digest, decrypt)
+  const checker = new LayerChecker(
+    layerChecks(desc, await layerDecryption(desc, o.decrypt, {}), diffId as Digest),
+  )
   const hash = createHash('sha256')
-  for await (const chunk of tar) hash.update(chunk as Buffer)
+  const emit = (tar: Buffer): void => void hash.update(tar)
+  for await (const chunk of await source.getBlob(desc, {}))
+    for (let at = 0; at < (chunk as Buffer).length;) {
+      const n = Math.min(checker.sliceBytes, (chunk as Buffer).length - at)
+      checker.write((chunk as Buffer).subarray(at, at + n), emit)
+      at += n
+    }
+  checker.end(emit)
   return `sha256:${hash.digest('hex')}`
 }
 
@@ -41,7 +56,7 @@ async function manifestLayers(source: ImageSource): Promise<Descriptor[]> {
   return doc.manifest.layers
 }
 
-describe('openLayerTar', () => {
+describe('layer checks (LayerChecker) on real layers', () => {
   let work: string
   let image: SampleImage
   let pem: { privatePem: string; publicPem: string }
