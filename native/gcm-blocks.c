@@ -114,7 +114,8 @@ static napi_value open_blocks(napi_env env, napi_callback_info info) {
     return fail(env, "open: bad key, stored blocks, block number, file ID or output");
   size_t n = (stored.len + CIPHER_BS - 1) / CIPHER_BS;
   if (out.len < plain_length(stored.len)) return fail(env, "open: output buffer too small");
-  if (overlaps(stored, out)) return fail(env, "open: input and output overlap");
+  if (overlaps(stored, out) || overlaps(file_id, out) || overlaps(key, out))
+    return fail(env, "open: input and output overlap");
 
   int64_t failed = -1;
   EVP_CIPHER_CTX *ctx = EVP_CIPHER_CTX_new();
@@ -171,7 +172,8 @@ static napi_value seal_blocks(napi_env env, napi_callback_info info) {
   size_t n = (plain.len + PLAIN_BS - 1) / PLAIN_BS;
   if (nonces.len < n * NONCE_LEN) return fail(env, "seal: too few nonces");
   if (out.len < plain.len + n * OVERHEAD) return fail(env, "seal: output buffer too small");
-  if (overlaps(plain, out) || overlaps(nonces, out)) return fail(env, "seal: input and output overlap");
+  if (overlaps(plain, out) || overlaps(nonces, out) || overlaps(file_id, out) || overlaps(key, out))
+    return fail(env, "seal: input and output overlap");
 
   int ok = 1;
   EVP_CIPHER_CTX *ctx = EVP_CIPHER_CTX_new();

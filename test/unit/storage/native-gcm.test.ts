@@ -163,6 +163,8 @@ describe('native AES-256-GCM blocks (native/gcm-blocks.c)', () => {
       ['a 15-byte file ID', () => n.open(key, nat, 0, randomBytes(15), out)],
       ['a short output', () => n.open(key, nat, 0, null, Buffer.alloc(PLAIN_BS - 1))],
       ['overlapping input and output', () => n.open(key, nat, 0, null, nat.subarray(10))],
+      ['a file ID inside the output', () => n.open(key, nat, 0, out.subarray(0, 16), out)],
+      ['a key inside the output', () => n.open(out.subarray(0, 32), nat, 0, null, out)],
       [
         'too few nonces',
         () => n.seal(key, randomBytes(PLAIN_BS + 1), 0, null, randomBytes(16), Buffer.alloc(9000)),
