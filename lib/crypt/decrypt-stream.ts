@@ -2,7 +2,8 @@ import type { Digest } from '../oci/digest.js'
 import type { Descriptor } from '../oci/schemas.js'
 import type { Io } from '../util/io.js'
 import type { DecryptOptions } from './decrypt-step.js'
-import { layerKey, type LayerKey } from './layer-cipher.js'
+import { layerKey } from './layer-cipher.js'
+import type { LayerKey } from './layer-decryption.js'
 import { unwrapLayerOptions } from './layer-options.js'
 
 /**

@@ -1,8 +1,9 @@
-import { createCipheriv, createDecipheriv, createHmac, randomBytes, timingSafeEqual } from 'node:crypto'
+import { createCipheriv, createHmac, randomBytes } from 'node:crypto'
 import { Transform, type TransformCallback } from 'node:stream'
-import { Digester, parseDigest, type Digest } from '../oci/digest.js'
+import type { Digest } from '../oci/digest.js'
 import { AES_256_CTR_HMAC_SHA256, type PrivateOptions, type PublicOptions } from './block-cipher-options.js'
 import { decryptFailed } from './decrypt-failed.js'
+import { LayerDecryption, type LayerKey } from './layer-decryption.js'
 import { CofferError } from '../util/errors.js'
 
 /**
@@ -75,46 +76,26 @@ export function createLayerDecryptor(
   pub: PublicOptions,
   plaintextDigest?: Digest,
 ): Transform {
-  return createDecryptingStream(layerKey(priv, pub), plaintextDigest)
-}
-
-/**
- * What decrypting one layer takes, as plain data (it is posted to worker threads): the AES key,
- * the initial counter block and the HMAC the ciphertext must have.
- */
-export interface LayerKey {
-  readonly key: Uint8Array
-  readonly nonce: Uint8Array
-  readonly hmac: Uint8Array
+  const decryption = new LayerDecryption(layerKey(priv, pub), plaintextDigest)
+  return new Transform({
+    transform(chunk: Buffer, _enc, cb: TransformCallback) {
+      cb(null, decryption.update(chunk))
+    },
+    flush(cb: TransformCallback) {
+      try {
+        const tail = decryption.final()
+        if (tail.length) this.push(tail)
+      } catch (err) {
+        return cb(err as Error)
+      }
+      cb()
+    },
+  })
 }
 
 /** The layer's key material, checked as `layerDecryptionKey` checks it. */
 export function layerKey(priv: PrivateOptions, pub: PublicOptions): LayerKey {
   return { ...layerDecryptionKey(priv, pub), hmac: pub.hmac }
-}
-
-/** `createLayerDecryptor` from the key material itself. */
-function createDecryptingStream(k: LayerKey, plaintextDigest?: Digest): Transform {
-  const decipher = createDecipheriv('aes-256-ctr', k.key, k.nonce)
-  const mac = createHmac('sha256', k.key)
-  const plain = plaintextDigest ? new Digester(parseDigest(plaintextDigest).algorithm) : undefined
-  return new Transform({
-    transform(chunk: Buffer, _enc, cb: TransformCallback) {
-      mac.update(chunk)
-      const out = decipher.update(chunk)
-      plain?.update(out)
-      cb(null, out)
-    },
-    flush(cb: TransformCallback) {
-      const tail = decipher.final()
-      if (tail.length) {
-        plain?.update(tail)
-        this.push(tail)
-      }
-      if (!timingSafeEqual(mac.digest(), k.hmac)) return cb(decryptFailed())
-      cb(plain && plain.digest() !== plaintextDigest ? decryptFailed() : null)
-    },
-  })
 }
 
 /**

@@ -6,9 +6,8 @@
  * synchronously, chunk by chunk. Every check fails at the end at the latest (a blob longer than
  * its descriptor says fails at once); what was emitted before counts only if `end` passed.
  */
-import { createDecipheriv, createHmac, timingSafeEqual, type Decipher, type Hmac } from 'node:crypto'
 import type { StreamDecryption } from '../crypt/decrypt-stream.js'
-import { decryptFailed } from '../crypt/decrypt-failed.js'
+import { LayerDecryption } from '../crypt/layer-decryption.js'
 import { DigestCheck, type Digest } from '../oci/digest.js'
 import { layerCompression, type Compression } from '../oci/media-types.js'
 import type { Descriptor } from '../oci/schemas.js'
@@ -55,17 +54,10 @@ const MIN_SLICE = 4 * 1024
 /** What one decompressor call should produce, about. */
 const OUTPUT_PER_SLICE = 256 * 1024
 
-interface Decryption {
-  readonly decipher: Decipher
-  readonly mac: Hmac
-  readonly hmac: Uint8Array
-  readonly plain: DigestCheck | undefined
-}
-
 /** Runs a layer's checks over its blob, chunk by chunk; see the file comment. */
 export class LayerChecker {
   private readonly blob: DigestCheck
-  private readonly decryption: Decryption | undefined
+  private readonly decryption: LayerDecryption | undefined
   private readonly inflater: Inflater | undefined
   private readonly tar: DigestCheck | undefined
   private slice = MIN_SLICE
@@ -79,12 +71,7 @@ export class LayerChecker {
   constructor(plan: LayerChecks) {
     this.blob = new DigestCheck(plan.blob.digest, plan.blob.size)
     const d = plan.decryption
-    this.decryption = d && {
-      decipher: createDecipheriv('aes-256-ctr', d.key.key, d.key.nonce),
-      mac: createHmac('sha256', d.key.key),
-      hmac: d.key.hmac,
-      plain: d.plaintextDigest ? new DigestCheck(d.plaintextDigest) : undefined,
-    }
+    this.decryption = d && new LayerDecryption(d.key, d.plaintextDigest)
     this.inflater = plan.compression === 'none' ? undefined : createInflater(plan.compression)
     this.tar = plan.diffId ? new DigestCheck(plan.diffId) : undefined
   }
@@ -108,31 +95,15 @@ export class LayerChecker {
     this.blob.update(chunk)
     const d = this.decryption
     if (!d) return this.decompress(chunk, emit)
-    d.mac.update(chunk)
-    for (let at = 0; at < chunk.length; at += CIPHER_SLICE) {
-      const plain = d.decipher.update(chunk.subarray(at, at + CIPHER_SLICE))
-      d.plain?.update(plain)
-      this.decompress(plain, emit)
-    }
+    for (let at = 0; at < chunk.length; at += CIPHER_SLICE)
+      this.decompress(d.update(chunk.subarray(at, at + CIPHER_SLICE)), emit)
   }
 
   /** After the last byte: every check that needs the whole blob. Throws when one fails. */
   end(emit: (tar: Buffer) => void): void {
     this.blob.verify()
-    const d = this.decryption
-    if (d) {
-      const tail = d.decipher.final() // empty for CTR
-      if (!(d.hmac.length === 32 && timingSafeEqual(d.mac.digest(), d.hmac))) throw decryptFailed()
-      if (tail.length) d.plain?.update(tail)
-      if (d.plain) {
-        try {
-          d.plain.verify()
-        } catch {
-          throw decryptFailed()
-        }
-      }
-      if (tail.length) this.decompress(tail, emit)
-    }
+    const tail = this.decryption?.final() // empty for CTR
+    if (tail?.length) this.decompress(tail, emit)
     if (this.inflateFailure) throw this.inflateFailure
     this.inflater?.end((out) => this.out(out, emit))
     this.tar?.verify()
