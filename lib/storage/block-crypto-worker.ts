@@ -1,5 +1,4 @@
 import { writeSync } from 'node:fs'
-import { constants as osConstants } from 'node:os'
 import { workerData } from 'node:worker_threads'
 import { CofferError } from '../util/errors.js'
 import {
@@ -24,6 +23,7 @@ import {
   slotView,
 } from './block-crypto-slot.js'
 import { decryptBlocks, encryptBlocks } from './content-cipher.js'
+import { errnoNumberOf } from './posix-error.js'
 
 /**
  * One thread of the block-crypto pool (block-crypto-workers.ts). It sleeps on its slot's STATE word,
@@ -38,11 +38,6 @@ init.key.fill(0)
 const slot = slotView(init.slot)
 const { ctl } = slot
 Atomics.store(ctl, READY, 1)
-
-function errnoNumber(err: unknown): number {
-  const code = (err as NodeJS.ErrnoException | undefined)?.code ?? ''
-  return (osConstants.errno as Record<string, number | undefined>)[code] ?? osConstants.errno.EIO
-}
 
 for (;;) {
   const state = Atomics.load(ctl, STATE)
@@ -69,7 +64,7 @@ for (;;) {
     ctl[RESULT] = out.length
   } catch (err) {
     const corrupt = err instanceof CofferError && err.code === 'ERR_STORAGE_CORRUPT'
-    if (!corrupt) ctl[ERRNO] = errnoNumber(err)
+    if (!corrupt) ctl[ERRNO] = errnoNumberOf(err)
     ctl[RESULT] = corrupt ? RESULT_CORRUPT : RESULT_ERROR
   }
   Atomics.compareExchange(ctl, STATE, JOB, DONE) // never over a STOP that came meanwhile

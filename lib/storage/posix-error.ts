@@ -1,3 +1,4 @@
+import { constants as osConstants } from 'node:os'
 import { CofferError } from '../util/errors.js'
 
 /**
@@ -39,4 +40,9 @@ export function errnoOf(err: unknown): string {
   }
   const code = (err as NodeJS.ErrnoException | undefined)?.code
   return typeof code === 'string' && /^E[A-Z0-9]+$/.test(code) ? code : 'EIO'
+}
+
+/** `errnoOf` as this platform's errno number (EIO for a name it does not know). */
+export function errnoNumberOf(err: unknown): number {
+  return (osConstants.errno as Record<string, number | undefined>)[errnoOf(err)] ?? osConstants.errno.EIO
 }

@@ -1,5 +1,5 @@
 import { constants as osConstants } from 'node:os'
-import { errnoOf } from '../posix-error.js'
+import { errnoNumberOf } from '../posix-error.js'
 import type { VolumeFile } from '../open-file.js'
 import type { Volume, VolumeStat } from '../volume.js'
 import type { Cb, FuseOperations, FuseStat } from './binding.js'
@@ -13,9 +13,7 @@ const UINT32_MAX = 0xffff_ffff
 
 /** The negative errno a FUSE reply carries for `err`. */
 export function fuseErrno(err: unknown): number {
-  const name = errnoOf(err)
-  const n = (osConstants.errno as Record<string, number | undefined>)[name]
-  return -(n ?? osConstants.errno.EIO)
+  return -errnoNumberOf(err)
 }
 
 function toFuseStat(st: VolumeStat): FuseStat {
