@@ -1,5 +1,5 @@
-import { createHash } from 'node:crypto'
 import { pipeline, Transform, type Readable, type TransformCallback } from 'node:stream'
+import { Digester } from '../../oci/digest.js'
 import type { UnpackOptions, UnpackResult } from './types.js'
 import { unpackLayer } from './unpack-layer.js'
 
@@ -13,19 +13,17 @@ export async function unpackHashed(
   dest: string,
   o: UnpackOptions,
 ): Promise<{ diffId: string; result: UnpackResult }> {
-  const hasher = new HashingPassThrough()
-  const hashed = pipeline(tar, hasher, () => undefined)
+  const digester = new Digester()
+  const hashed = pipeline(
+    tar,
+    new Transform({
+      transform(chunk: Buffer, _enc, cb: TransformCallback) {
+        digester.update(chunk)
+        cb(null, chunk)
+      },
+    }),
+    () => undefined,
+  )
   const result = await unpackLayer(hashed, dest, o)
-  return { diffId: `sha256:${hasher.hex()}`, result }
-}
-
-class HashingPassThrough extends Transform {
-  private readonly hash = createHash('sha256')
-  override _transform(chunk: Buffer, _enc: BufferEncoding, cb: TransformCallback): void {
-    this.hash.update(chunk)
-    cb(null, chunk)
-  }
-  hex(): string {
-    return this.hash.digest('hex')
-  }
+  return { diffId: digester.digest(), result }
 }
