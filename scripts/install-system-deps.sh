@@ -7,7 +7,8 @@
 #   skopeo, umoci            interop: copy / unpack OCI images with the reference tools
 #   docker-registry          a real distribution 2.8 registry for the integration tests
 #   apache2-utils            htpasswd (bcrypt) for the registry's basic-auth mode
-#   libfuse2, fuse           FUSE 2 runtime; gocryptfs on bookworm links libfuse2; fusermount unmounts
+#   libfuse2, fuse           FUSE 2 runtime: coffer's FUSE binding and gocryptfs link libfuse2; fusermount unmounts
+#   libfuse-dev, pkg-config  npm run build compiles native/fuse-bridge.c against libfuse 2.9's headers
 #   gocryptfs                interop peer of lib/storage: gocryptfs (init, mount, -fsck, -info) and
 #                            gocryptfs-xray (-dumpmasterkey) in test/interop/gocryptfs*.test.ts, e2e fs-cli
 #   swtpm, swtpm-tools       software TPM for attestation tests
@@ -28,7 +29,7 @@ set -euo pipefail
 
 PACKAGES=(
   skopeo umoci docker-registry apache2-utils
-  libfuse2 fuse gocryptfs
+  libfuse2 fuse libfuse-dev pkg-config gocryptfs
   swtpm swtpm-tools tpm2-tools libtss2-tcti-swtpm0
   openssl jq gnupg fio
   postgresql

@@ -99,7 +99,8 @@ export interface Volume {
   chmod(path: string, mode: number): Promise<void>
   statfs(): Promise<VolumeStatfs>
   chown(path: string, uid: number, gid: number): Promise<void>
-  utimes(path: string, atime: Date | number, mtime: Date | number): Promise<void>
+  /** Times as Dates or seconds since the epoch; undefined keeps that time as it is. */
+  utimes(path: string, atime: Date | number | undefined, mtime: Date | number | undefined): Promise<void>
   /** Whole-file helpers for tools and tests. */
   readFile(path: string): Promise<Buffer>
   writeFile(path: string, data: Uint8Array, mode?: number): Promise<void>
@@ -293,8 +294,19 @@ export class GocryptfsVolume implements Volume {
     await fs.lchown(await this.backingOf(path), uid, gid)
   }
 
-  async utimes(path: string, atime: Date | number, mtime: Date | number): Promise<void> {
-    await fs.lutimes(await this.backingOf(path), atime, mtime)
+  async utimes(
+    path: string,
+    atime: Date | number | undefined,
+    mtime: Date | number | undefined,
+  ): Promise<void> {
+    const backing = await this.backingOf(path)
+    if (atime === undefined || mtime === undefined) {
+      // lutimes has no UTIME_OMIT: keep the other time as it is, to the nanosecond lstat gives.
+      const st = await fs.lstat(backing, { bigint: true })
+      atime ??= Number(st.atimeNs) / 1e9
+      mtime ??= Number(st.mtimeNs) / 1e9
+    }
+    await fs.lutimes(backing, atime, mtime)
   }
 
   // === directories

@@ -1,11 +1,17 @@
+import { execFile } from 'node:child_process'
+import { stat } from 'node:fs/promises'
 import { createRequire } from 'node:module'
+import { dirname } from 'node:path'
+import { fileURLToPath } from 'node:url'
+import { CofferError } from '../../util/errors.js'
 
 /**
- * The narrow seam to fuse-native 2.2.6 (libfuse 2.9 high-level, path-based API). Only what coffer
- * uses is typed here, with the binding's real argument orders (see the spec sheet storage.md §5.3:
- * fsync passes datasync before fh, utimens passes atime twice, read/write callbacks take the byte
- * count or a negative errno). fuse-native is CommonJS and ships no types, so it is loaded lazily:
- * importing this module costs nothing until `loadFuse()` runs.
+ * coffer's FUSE binding (native/fuse-bridge.c over Debian's libfuse2, the path-based API): libfuse
+ * runs its multi-threaded loop on its own threads and hands each request to this thread, where
+ * `FuseOperations` answer it. Every handler answers exactly once, through its callback.
+ *
+ * It replaced fuse-native 2.2.6, whose utimens lost or garbled modification times (`tar -x`,
+ * `touch -m`, `cp -p`; docs/storage.md) and whose stat numbers were 32-bit.
  */
 
 /** Callback convention: 0 or a negative errno first. */
@@ -22,6 +28,7 @@ export interface FuseStat {
   rdev: number
   blksize: number
   blocks: number
+  /** Milliseconds since the epoch. */
   atime: number
   mtime: number
   ctime: number
@@ -47,6 +54,7 @@ export interface FuseOperations {
   readdir(path: string, cb: (err: number, names?: string[]) => void): void
   open(path: string, flags: number, cb: Cb<number>): void
   create(path: string, mode: number, cb: Cb<number>): void
+  /** `buf` is libfuse's memory, usable until `cb` runs (then it is detached). */
   read(path: string, fh: number, buf: Buffer, len: number, pos: number, cb: (result: number) => void): void
   write(path: string, fh: number, buf: Buffer, len: number, pos: number, cb: (result: number) => void): void
   release(path: string, fh: number, cb: Cb): void
@@ -63,38 +71,232 @@ export interface FuseOperations {
   rmdir(path: string, cb: Cb): void
   chmod(path: string, mode: number, cb: Cb): void
   chown(path: string, uid: number, gid: number, cb: Cb): void
-  utimens(path: string, atime: number, mtime: number, cb: Cb): void
+  /** Times in ms since the epoch; undefined leaves that time as it is (UTIME_OMIT). */
+  utimens(path: string, atime: number | undefined, mtime: number | undefined, cb: Cb): void
   statfs(path: string, cb: Cb<FuseStatfs>): void
 }
 
-export interface FuseOptions {
-  /** Appended to `-o fsname=`; libfuse2 splits on commas, which is how `big_writes` gets in. */
-  fsname?: string
-  force?: boolean
-  mkdir?: boolean
-  debug?: boolean
-  allowOther?: boolean
-  attrTimeout?: number
-  entryTimeout?: number
-  maxRead?: number
-  /** Per-request timeout in ms, or false for none. */
-  timeout?: number | false
+/** A mounted file system; `unmount` detaches it (fusermount -uz) and is idempotent. */
+export interface FuseSession {
+  unmount(): Promise<void>
+  /** Settles when libfuse's loop has ended (unmounted here or from outside). */
+  readonly ended: Promise<void>
 }
 
-export interface FuseHandle {
-  mount(cb: (err: Error | null) => void): void
-  unmount(cb: (err: (Error & { unmountFailure?: boolean }) | null) => void): void
+interface NativeFuse {
+  mount(
+    mountpoint: string,
+    options: string,
+    dispatch: (op: number, req: unknown, ...args: unknown[]) => void,
+  ): void
+  reply(req: unknown, result: number, value?: unknown): void
 }
 
-export interface FuseModule {
-  new (mnt: string, ops: FuseOperations, opts: FuseOptions): FuseHandle
-  unmount(mnt: string, cb: (err: Error | null) => void): void
+/** Request kinds, in native/fuse-bridge.c's order. */
+const enum Op {
+  INIT,
+  GETATTR,
+  READDIR,
+  OPEN,
+  CREATE,
+  READ,
+  WRITE,
+  RELEASE,
+  FLUSH,
+  FSYNC,
+  TRUNCATE,
+  FTRUNCATE,
+  UNLINK,
+  RENAME,
+  LINK,
+  SYMLINK,
+  READLINK,
+  MKDIR,
+  RMDIR,
+  CHMOD,
+  CHOWN,
+  UTIMENS,
+  STATFS,
+  EXIT,
 }
 
-let cached: FuseModule | undefined
+/** Two directories up from this file, as native-gcm.ts: native/build (sources) or dist/native/build. */
+const ADDON = new URL('../../../native/build/fuse-bridge.node', import.meta.url)
+let cached: NativeFuse | undefined
 
-/** Loads fuse-native (needs Debian libfuse2 at run time). */
-export function loadFuse(): FuseModule {
-  cached ??= createRequire(import.meta.url)('fuse-native') as FuseModule
+function loadNative(): NativeFuse {
+  try {
+    cached ??= createRequire(import.meta.url)(fileURLToPath(ADDON)) as NativeFuse
+  } catch (cause) {
+    throw new CofferError(
+      'ERR_STORAGE_MOUNT_FAILED',
+      "coffer's FUSE binding is not built or libfuse2 is missing (npm run build; Debian: libfuse2 fuse)",
+      { cause },
+    )
+  }
   return cached
+}
+
+const EIO = -5
+
+function statArray(s: FuseStat): Float64Array {
+  return Float64Array.of(
+    s.mode,
+    s.uid,
+    s.gid,
+    s.size,
+    s.dev,
+    s.nlink,
+    s.ino,
+    s.rdev,
+    s.blksize,
+    s.blocks,
+    s.atime,
+    s.mtime,
+    s.ctime,
+  )
+}
+
+function statfsArray(s: FuseStatfs): Float64Array {
+  return Float64Array.of(
+    s.bsize,
+    s.frsize,
+    s.blocks,
+    s.bfree,
+    s.bavail,
+    s.files,
+    s.ffree,
+    s.favail,
+    s.fsid,
+    s.flag,
+    s.namemax,
+  )
+}
+
+/**
+ * Mounts `ops` at `mountpoint` with libfuse options `options` (`fsname=…`, `allow_other`, …),
+ * resolved once the kernel has sent INIT. The mountpoint must be an existing directory that is not
+ * already a mount point.
+ */
+export async function mountFuse(
+  mountpoint: string,
+  ops: FuseOperations,
+  options: string[],
+): Promise<FuseSession> {
+  const native = loadNative()
+  const [st, parent] = await Promise.all([stat(mountpoint), stat(dirname(mountpoint))])
+  if (!st.isDirectory()) throw new CofferError('ERR_STORAGE_MOUNT_FAILED', `${mountpoint} is not a directory`)
+  if (st.dev !== parent.dev)
+    throw new CofferError('ERR_STORAGE_MOUNT_FAILED', `${mountpoint} is already a mount point`)
+
+  let initialised: () => void
+  const ready = new Promise<void>((resolve) => (initialised = resolve))
+  let ended: () => void
+  const endedPromise = new Promise<void>((resolve) => (ended = resolve))
+
+  /** The one answer to request `req`; a second one would be a bug in a handler, so it is dropped. */
+  const answer = (req: unknown): ((result: number, value?: unknown) => void) => {
+    let done = false
+    return (result, value) => {
+      if (done) return
+      done = true
+      native.reply(req, result, value)
+    }
+  }
+  const dispatch = (op: Op, req: unknown, ...args: unknown[]): void => {
+    const a = answer(req)
+    const s = (...x: unknown[]): unknown[] => [...x, (err: number) => a(err)]
+    try {
+      switch (op) {
+        case Op.INIT:
+          a(0)
+          initialised()
+          return
+        case Op.EXIT:
+          ended()
+          return
+        case Op.GETATTR:
+          return ops.getattr(args[0] as string, (err, st) =>
+            a(err, err === 0 && st ? statArray(st) : undefined),
+          )
+        case Op.STATFS:
+          return ops.statfs(args[0] as string, (err, sf) =>
+            a(err, err === 0 && sf ? statfsArray(sf) : undefined),
+          )
+        case Op.READDIR:
+          return ops.readdir(args[0] as string, (err, names) => a(err, names))
+        case Op.OPEN:
+          return ops.open(args[0] as string, args[1] as number, (err, fh) => a(err, fh))
+        case Op.CREATE:
+          return ops.create(args[0] as string, args[1] as number, (err, fh) => a(err, fh))
+        case Op.READLINK:
+          return ops.readlink(args[0] as string, (err, target) => a(err, target))
+        case Op.READ:
+        case Op.WRITE: {
+          const [path, fh, buf, len, pos] = args as [string, number, Buffer, number, number]
+          const fn = op === Op.READ ? ops.read : ops.write
+          return fn(path, fh, buf, len, pos, (result) => a(result))
+        }
+        case Op.RELEASE:
+          return ops.release(...(s(...args) as Parameters<FuseOperations['release']>))
+        case Op.FLUSH:
+          return ops.flush(...(s(...args) as Parameters<FuseOperations['flush']>))
+        case Op.FSYNC:
+          return ops.fsync(...(s(...args) as Parameters<FuseOperations['fsync']>))
+        case Op.TRUNCATE:
+          return ops.truncate(...(s(...args) as Parameters<FuseOperations['truncate']>))
+        case Op.FTRUNCATE:
+          return ops.ftruncate(...(s(...args) as Parameters<FuseOperations['ftruncate']>))
+        case Op.UNLINK:
+          return ops.unlink(...(s(...args) as Parameters<FuseOperations['unlink']>))
+        case Op.RENAME:
+          return ops.rename(...(s(...args) as Parameters<FuseOperations['rename']>))
+        case Op.LINK:
+          return ops.link(...(s(...args) as Parameters<FuseOperations['link']>))
+        case Op.SYMLINK:
+          return ops.symlink(...(s(...args) as Parameters<FuseOperations['symlink']>))
+        case Op.MKDIR:
+          return ops.mkdir(...(s(...args) as Parameters<FuseOperations['mkdir']>))
+        case Op.RMDIR:
+          return ops.rmdir(...(s(...args) as Parameters<FuseOperations['rmdir']>))
+        case Op.CHMOD:
+          return ops.chmod(...(s(...args) as Parameters<FuseOperations['chmod']>))
+        case Op.CHOWN:
+          return ops.chown(...(s(...args) as Parameters<FuseOperations['chown']>))
+        case Op.UTIMENS:
+          return ops.utimens(...(s(...args) as Parameters<FuseOperations['utimens']>))
+        default:
+          return a(-38) // ENOSYS
+      }
+    } catch {
+      a(EIO) // a handler that throws instead of answering: never leave libfuse's thread waiting
+    }
+  }
+  native.mount(mountpoint, options.join(','), dispatch)
+  await ready
+  let unmounting: Promise<void> | undefined
+  return {
+    ended: endedPromise,
+    unmount: () =>
+      (unmounting ??= (async () => {
+        const detached = await lazyUnmount(mountpoint)
+        // Gone already (fusermount -u from outside, or the kernel aborted it): fine at shutdown.
+        if (!detached && (await isMounted(mountpoint)))
+          throw new CofferError('ERR_STORAGE_UNMOUNT_FAILED', `cannot unmount ${mountpoint}`)
+      })()),
+  }
+}
+
+/** `fusermount -uz`: detaches a mount even if it is busy or its server is gone. Never throws. */
+export function lazyUnmount(mountpoint: string): Promise<boolean> {
+  return new Promise((resolve) => execFile('fusermount', ['-uz', mountpoint], (err) => resolve(!err)))
+}
+
+async function isMounted(mountpoint: string): Promise<boolean> {
+  try {
+    const [st, parent] = await Promise.all([stat(mountpoint), stat(dirname(mountpoint))])
+    return st.dev !== parent.dev
+  } catch {
+    return false // ENOTCONN and friends: a dead mount is not ours to keep
+  }
 }

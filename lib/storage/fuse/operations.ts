@@ -8,9 +8,6 @@ import { HandleTable } from './handle-table.js'
 /** Where the FUSE layer reports what it refused to serve (corrupt blocks, unexpected errors). */
 export type FuseLog = (line: string) => void
 
-/** Every statfs number is a uint32 in the binding: scale the block size so big disks fit. */
-const UINT32_MAX = 0xffff_ffff
-
 /** The negative errno a FUSE reply carries for `err`. */
 export function fuseErrno(err: unknown): number {
   return -errnoNumberOf(err)
@@ -24,8 +21,8 @@ function toFuseStat(st: VolumeStat): FuseStat {
     size: st.size,
     dev: st.dev,
     nlink: st.nlink,
-    // The binding passes ino as uint32; the kernel numbers inodes itself (no use_ino).
-    ino: st.ino % 2 ** 32,
+    // The kernel numbers inodes itself (no use_ino); this is for completeness.
+    ino: st.ino,
     rdev: 0,
     blksize: 4096,
     blocks: st.blocks,
@@ -125,39 +122,54 @@ export function fuseOperations(vol: Volume, log: FuseLog): { ops: FuseOperations
     rmdir: (path, cb) => reply('rmdir', path, cb, () => vol.rmdir(path)),
     chmod: (path, mode, cb) => reply('chmod', path, cb, () => vol.chmod(path, mode & 0o7777)),
     chown: (path, uid, gid, cb) => reply('chown', path, cb, () => vol.chown(path, uid, gid)),
-    // fuse-native 2.2.6 passes atime as both arguments (spec sheet §5.3), so mtime is what
-    // touch/utimensat asked for only when both are equal; see docs/storage.md.
+    // A time left undefined is UTIME_OMIT: `touch -m`, and `tar -x`, which sets mtime only.
     utimens: (path, atime, mtime, cb) =>
-      reply('utimens', path, cb, () => vol.utimes(path, atime / 1000, mtime / 1000)),
+      reply('utimens', path, cb, () =>
+        vol.utimes(
+          path,
+          atime === undefined ? undefined : atime / 1000,
+          mtime === undefined ? undefined : mtime / 1000,
+        ),
+      ),
     statfs: (path, cb) =>
       replyWith('statfs', path, cb, async () => {
         const s = await vol.statfs()
-        let bsize = s.bsize
-        let blocks = s.blocks
-        let bfree = s.bfree
-        let bavail = s.bavail
-        while (blocks > UINT32_MAX) {
-          bsize *= 2
-          blocks = Math.floor(blocks / 2)
-          bfree = Math.floor(bfree / 2)
-          bavail = Math.floor(bavail / 2)
-        }
-        const files = Math.min(s.files, UINT32_MAX)
-        const ffree = Math.min(s.ffree, UINT32_MAX)
         return {
-          bsize,
-          frsize: bsize,
-          blocks,
-          bfree,
-          bavail,
-          files,
-          ffree,
-          favail: ffree,
+          bsize: s.bsize,
+          frsize: s.bsize,
+          blocks: s.blocks,
+          bfree: s.bfree,
+          bavail: s.bavail,
+          files: s.files,
+          ffree: s.ffree,
+          favail: s.ffree,
           fsid: 0,
           flag: 0,
           namemax: s.namemax,
         }
       }),
+  }
+  if (process.env.OPSTAT) {
+    const stat = new Map<string, [number, number]>()
+    for (const k of Object.keys(ops) as (keyof FuseOperations)[]) {
+      const f = ops[k] as (...a: unknown[]) => void
+      ;(ops as unknown as Record<string, unknown>)[k] = (...a: unknown[]) => {
+        const t0 = process.hrtime.bigint()
+        const cb = a[a.length - 1] as (...r: unknown[]) => void
+        a[a.length - 1] = (...r: unknown[]) => {
+          const e = stat.get(k) ?? [0, 0]
+          e[0]++
+          e[1] += Number(process.hrtime.bigint() - t0) / 1e3
+          stat.set(k, e)
+          cb(...r)
+        }
+        f(...a)
+      }
+    }
+    process.on('SIGUSR2', () => {
+      process.stderr.write(JSON.stringify([...stat].map(([k, [n, us]]) => [k, n, Math.round(us / n)])) + '\n')
+      stat.clear()
+    })
   }
   return { ops, handles }
 }
