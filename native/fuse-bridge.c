@@ -19,6 +19,9 @@
 #include <errno.h>
 #include <fuse.h>
 #include <node_api.h>
+#include <openssl/crypto.h>
+#include <stdatomic.h>
+#include <unistd.h>
 #include <pthread.h>
 #include <semaphore.h>
 #include <signal.h>
@@ -28,6 +31,8 @@
 #include <sys/stat.h>
 #include <sys/statvfs.h>
 #include <time.h>
+
+#include "gocryptfs-blocks.h"
 
 /* Request kinds; lib/storage/fuse/native-fuse.ts has the same list. */
 enum {
@@ -90,6 +95,11 @@ typedef struct {
   char *mountpoint;
   pthread_t thread;
   int started;
+  /* Reads served on libfuse's threads (fast_read): the content key, and a hold while a write
+   * answered early (write-behind) may not have reached the backing file yet. */
+  uint8_t key[KEY_LEN];
+  int has_key;
+  atomic_int hold;
 } bridge_t;
 
 static request_t exit_request = {.op = OP_EXIT};
@@ -144,7 +154,100 @@ static int op_create(const char *path, mode_t mode, struct fuse_file_info *fi) {
   return dispatch(&r);
 }
 
+/* === reads served on libfuse's own thread */
+
+#define HEADER_LEN 18
+#define MAX_FAST_READ (1 << 20)
+
+/* Per-thread scratch for stored blocks and an unaligned read's plaintext, freed at thread exit. */
+typedef struct {
+  uint8_t *stored, *plain;
+  size_t stored_cap, plain_cap;
+} scratch_t;
+
+static pthread_key_t scratch_key;
+static pthread_once_t scratch_once = PTHREAD_ONCE_INIT;
+static int scratch_ready;
+
+static void free_scratch(void *p);
+static void make_scratch_key(void) { scratch_ready = pthread_key_create(&scratch_key, free_scratch) == 0; }
+
+static void free_scratch(void *p) {
+  scratch_t *s = p;
+  free(s->stored);
+  free(s->plain);
+  free(s);
+}
+
+static uint8_t *grow(uint8_t **buf, size_t *cap, size_t want) {
+  if (*cap >= want) return *buf;
+  uint8_t *n = realloc(*buf, want);
+  if (!n) return NULL;
+  *buf = n;
+  *cap = want;
+  return n;
+}
+
+static ssize_t pread_full(int fd, uint8_t *buf, size_t len, off_t at) {
+  size_t got = 0;
+  while (got < len) {
+    ssize_t r = pread(fd, buf + got, len - got, at + (off_t)got);
+    if (r < 0 && errno == EINTR) continue;
+    if (r < 0) return -1;
+    if (r == 0) break;
+    got += (size_t)r;
+  }
+  return (ssize_t)got;
+}
+
+/*
+ * Reads and decrypts [offset, offset + len) of the backing file `fd` into `buf`, the way
+ * OpenFile.readIntoSync does: the byte count (short only at end of file), or -1 for "ask the JS
+ * thread". Anything unusual goes to JS (a block that fails authentication, a bad header, a
+ * failed pread): it answers the same request with the error and logs it, as for every other
+ * request. A block that does not authenticate because a write was rewriting it at that moment
+ * gets a second, consistent look there too, since the JS thread runs one request at a time.
+ */
+static int fast_read(bridge_t *b, int fd, char *buf, size_t len, off_t offset) {
+  if (len == 0 || len > MAX_FAST_READ || offset < 0) return -1;
+  scratch_t *s = pthread_getspecific(scratch_key);
+  if (!s) {
+    if (!(s = calloc(1, sizeof *s)) || pthread_setspecific(scratch_key, s) != 0) {
+      free(s);
+      return -1;
+    }
+  }
+  uint8_t header[HEADER_LEN];
+  ssize_t h = pread_full(fd, header, HEADER_LEN, 0);
+  if (h == 0) return 0; /* an empty file has no header */
+  if (h != HEADER_LEN || header[0] != 0 || header[1] != 2 || all_zero(header + 2, FILE_ID_LEN)) return -1;
+  bytes_t file_id = {header + 2, FILE_ID_LEN};
+  uint64_t first = (uint64_t)offset / PLAIN_BS;
+  uint64_t last = ((uint64_t)offset + len - 1) / PLAIN_BS;
+  size_t head = (size_t)((uint64_t)offset % PLAIN_BS);
+  size_t stored_len = (size_t)(last - first + 1) * CIPHER_BS;
+  if (!grow(&s->stored, &s->stored_cap, stored_len)) return -1;
+  ssize_t got = pread_full(fd, s->stored, stored_len, (off_t)(HEADER_LEN + first * CIPHER_BS));
+  if (got < 0) return -1;
+  if (got == 0) return 0; /* at or past the end of file */
+  size_t plain = plain_length((size_t)got);
+  /* Block-aligned and whole blocks (the kernel's page-cache reads): straight into libfuse's buffer. */
+  int direct = head == 0 && plain <= len;
+  uint8_t *out = direct ? (uint8_t *)buf : grow(&s->plain, &s->plain_cap, plain);
+  if (!out || open_run(b->key, s->stored, (size_t)got, first, file_id, out) != -1) return -1;
+  if (plain <= head) return 0;
+  size_t n = plain - head < len ? plain - head : len;
+  if (!direct) memcpy(buf, out + head, n);
+  return (int)n;
+}
+
 static int op_read(const char *path, char *buf, size_t len, off_t offset, struct fuse_file_info *fi) {
+  bridge_t *b = fuse_get_context()->private_data;
+  int fd = (int)(fi->fh >> 32); /* 0: JS keeps this handle's reads (see take_value, OP_OPEN) */
+  if (fd > 0 && b->has_key && !atomic_load(&b->hold)) {
+    int n = fast_read(b, fd, buf, len, offset);
+    if (n >= 0) return n;
+  }
   request_t r = {.op = OP_READ, .path = path, .buf = buf, .len = len, .offset = offset, .fi = fi};
   return dispatch(&r);
 }
@@ -291,7 +394,7 @@ static void call_js(napi_env env, napi_value dispatcher, void *context, void *da
   } else {
     napi_create_external(env, r, NULL, NULL, &argv[1]);
   }
-  uint64_t fh = r->fi ? r->fi->fh : 0;
+  uint64_t fh = r->fi ? r->fi->fh & 0xffffffffu : 0; /* the high half is the backing fd */
   switch (r->op) {
     case OP_INIT:
     case OP_EXIT:
@@ -429,8 +532,9 @@ static int take_value(napi_env env, request_t *r, napi_value value) {
       return 0;
     case OP_OPEN:
     case OP_CREATE: {
+      /* JS's handle number, plus the backing fd times 2^32 if libfuse's threads may read it. */
       double fh;
-      if (napi_get_value_double(env, value, &fh) != napi_ok || !(fh >= 0)) return -EIO;
+      if (napi_get_value_double(env, value, &fh) != napi_ok || !(fh >= 0 && fh <= 9007199254740991.0)) return -EIO;
       r->fi->fh = (uint64_t)fh;
       return 0;
     }
@@ -512,15 +616,16 @@ static void finalize_bridge(napi_env env, void *data, void *hint) {
   (void)hint;
   bridge_t *b = data;
   if (b->started) pthread_join(b->thread, NULL);
+  OPENSSL_cleanse(b->key, KEY_LEN);
   free(b->mountpoint);
   free(b);
 }
 
 static napi_value mount(napi_env env, napi_callback_info info) {
-  size_t argc = 3;
-  napi_value argv[3];
-  if (napi_get_cb_info(env, info, &argc, argv, NULL, NULL) != napi_ok || argc != 3)
-    return throw_type(env, "mount(mountpoint, options, dispatcher)");
+  size_t argc = 4;
+  napi_value argv[4];
+  if (napi_get_cb_info(env, info, &argc, argv, NULL, NULL) != napi_ok || argc != 4)
+    return throw_type(env, "mount(mountpoint, options, dispatcher, readKey)");
   char mountpoint[4096], options[4096];
   size_t len;
   napi_valuetype t;
@@ -529,6 +634,17 @@ static napi_value mount(napi_env env, napi_callback_info info) {
       napi_get_value_string_utf8(env, argv[1], options, sizeof options, &len) != napi_ok ||
       len >= sizeof options - 1 || napi_typeof(env, argv[2], &t) != napi_ok || t != napi_function)
     return throw_type(env, "mount: bad mountpoint, options or dispatcher");
+  napi_valuetype key_type;
+  bool key_typed = false;
+  napi_typedarray_type key_kind;
+  size_t key_len = 0;
+  void *key_data = NULL;
+  if (napi_typeof(env, argv[3], &key_type) != napi_ok ||
+      (key_type != napi_null &&
+       (napi_is_typedarray(env, argv[3], &key_typed) != napi_ok || !key_typed ||
+        napi_get_typedarray_info(env, argv[3], &key_kind, &key_len, &key_data, NULL, NULL) != napi_ok ||
+        key_kind != napi_uint8_array || key_len != KEY_LEN)))
+    return throw_type(env, "mount: the read key must be 32 bytes or null");
 
   bridge_t *b = calloc(1, sizeof *b);
   if (!b || !(b->mountpoint = strdup(mountpoint))) {
@@ -536,6 +652,11 @@ static napi_value mount(napi_env env, napi_callback_info info) {
     napi_throw_error(env, "ERR_MEMORY_ALLOCATION_FAILED", "mount: out of memory");
     return NULL;
   }
+  if (key_data) {
+    memcpy(b->key, key_data, KEY_LEN);
+    b->has_key = 1;
+  }
+  atomic_init(&b->hold, 0);
   char *fuse_argv[] = {"coffer", "-o", options, NULL};
   struct fuse_args args = FUSE_ARGS_INIT(options[0] ? 3 : 1, fuse_argv);
   struct fuse_operations ops = {
@@ -567,6 +688,7 @@ static napi_value mount(napi_env env, napi_callback_info info) {
   b->chan = fuse_mount(mountpoint, &args);
   if (!b->chan) {
     fuse_opt_free_args(&args);
+    OPENSSL_cleanse(b->key, KEY_LEN);
     free(b->mountpoint);
     free(b);
     napi_throw_error(env, "ERR_STORAGE_MOUNT_FAILED", "libfuse could not mount (see its message above)");
@@ -580,6 +702,7 @@ static napi_value mount(napi_env env, napi_callback_info info) {
                                       &b->tsfn) != napi_ok) {
     if (b->fuse) fuse_destroy(b->fuse);
     fuse_unmount(mountpoint, b->chan);
+    OPENSSL_cleanse(b->key, KEY_LEN);
     free(b->mountpoint);
     free(b);
     napi_throw_error(env, "ERR_STORAGE_MOUNT_FAILED", "libfuse could not start the file system");
@@ -595,6 +718,26 @@ static napi_value mount(napi_env env, napi_callback_info info) {
     napi_throw_error(env, "ERR_STORAGE_MOUNT_FAILED", "could not start the FUSE thread");
     return NULL;
   }
+  napi_value handle;
+  napi_create_external(env, b, NULL, NULL, &handle);
+  return handle;
+}
+
+/*
+ * hold(handle, on): while on, every read goes to the JS thread. Set before a write that was
+ * answered early (write-behind) is answered, cleared once it is on disk. The handle is not used
+ * after the loop has ended (lib/storage/fuse/binding.ts).
+ */
+static napi_value hold(napi_env env, napi_callback_info info) {
+  size_t argc = 2;
+  napi_value argv[2];
+  void *ptr;
+  bool on;
+  if (napi_get_cb_info(env, info, &argc, argv, NULL, NULL) != napi_ok || argc != 2 ||
+      napi_get_value_external(env, argv[0], &ptr) != napi_ok || ptr == NULL ||
+      napi_get_value_bool(env, argv[1], &on) != napi_ok)
+    return throw_type(env, "hold(handle, on)");
+  atomic_store(&((bridge_t *)ptr)->hold, on ? 1 : 0);
   return NULL;
 }
 
@@ -602,7 +745,13 @@ NAPI_MODULE_INIT() {
   napi_property_descriptor props[] = {
       {"mount", NULL, mount, NULL, NULL, NULL, napi_enumerable, NULL},
       {"reply", NULL, reply, NULL, NULL, NULL, napi_enumerable, NULL},
+      {"hold", NULL, hold, NULL, NULL, NULL, napi_enumerable, NULL},
   };
+  pthread_once(&scratch_once, make_scratch_key);
+  if (!scratch_ready) {
+    napi_throw_error(env, "ERR_OPERATION_FAILED", "fuse-bridge: no thread-local key");
+    return NULL;
+  }
   napi_define_properties(env, exports, sizeof props / sizeof props[0], props);
   return exports;
 }

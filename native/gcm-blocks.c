@@ -7,28 +7,15 @@
  * one OpenSSL context per call, expands the key once, and only sets a new IV per block. It uses
  * the OpenSSL that Node itself is linked with (its symbols), so its results are node:crypto's.
  *
- * The format (see content-cipher.ts): a stored block is nonce16 || ciphertext || tag16, with
- * additional data u64be(block number) || file ID; a full-size all-zero stored block is a hole and
- * reads as zeros; an all-zero nonce is refused. The rules are the JS path's, and the tests run
- * both over the same inputs.
+ * The format and the decryption loop are in gocryptfs-blocks.h (shared with fuse-bridge.c). The
+ * rules are the JS path's, and the tests run both over the same inputs.
  */
 #include <node_api.h>
 #include <openssl/evp.h>
 #include <stdint.h>
 #include <string.h>
 
-#define PLAIN_BS 4096
-#define NONCE_LEN 16
-#define TAG_LEN 16
-#define OVERHEAD (NONCE_LEN + TAG_LEN)
-#define CIPHER_BS (PLAIN_BS + OVERHEAD)
-#define KEY_LEN 32
-#define FILE_ID_LEN 16
-
-typedef struct {
-  uint8_t *data;
-  size_t len;
-} bytes_t;
+#include "gocryptfs-blocks.h"
 
 static napi_value fail(napi_env env, const char *message) {
   napi_throw_type_error(env, "ERR_INVALID_ARG_TYPE", message);
@@ -69,26 +56,6 @@ static int overlaps(bytes_t a, bytes_t b) {
   return a.len && b.len && a.data < b.data + b.len && b.data < a.data + a.len;
 }
 
-static size_t additional_data(uint8_t ad[8 + FILE_ID_LEN], uint64_t block_no, bytes_t file_id) {
-  for (int i = 7; i >= 0; i--, block_no >>= 8) ad[i] = (uint8_t)block_no;
-  if (file_id.data) memcpy(ad + 8, file_id.data, FILE_ID_LEN);
-  return 8 + file_id.len;
-}
-
-/* Plaintext length of consecutive stored blocks (content-cipher.ts plainLength). */
-static size_t plain_length(size_t stored_len) {
-  size_t n = (stored_len + CIPHER_BS - 1) / CIPHER_BS;
-  if (n == 0) return 0;
-  size_t last = stored_len - (n - 1) * CIPHER_BS;
-  return (n - 1) * PLAIN_BS + (last > OVERHEAD ? last - OVERHEAD : 0);
-}
-
-static int all_zero(const uint8_t *p, size_t n) {
-  uint8_t acc = 0;
-  for (size_t i = 0; i < n; i++) acc |= p[i];
-  return acc == 0;
-}
-
 /* The arguments both calls share: key, input, first block number, file ID (or null), ... */
 static int common_args(napi_env env, napi_value *argv, bytes_t *key, bytes_t *in, uint64_t *first,
                        bytes_t *file_id) {
@@ -112,43 +79,15 @@ static napi_value open_blocks(napi_env env, napi_callback_info info) {
   uint64_t first;
   if (!common_args(env, argv, &key, &stored, &first, &file_id) || !get_bytes(env, argv[4], &out, 0))
     return fail(env, "open: bad key, stored blocks, block number, file ID or output");
-  size_t n = (stored.len + CIPHER_BS - 1) / CIPHER_BS;
   if (out.len < plain_length(stored.len)) return fail(env, "open: output buffer too small");
   if (overlaps(stored, out) || overlaps(file_id, out) || overlaps(key, out))
     return fail(env, "open: input and output overlap");
 
-  int64_t failed = -1;
-  EVP_CIPHER_CTX *ctx = EVP_CIPHER_CTX_new();
-  if (!ctx || EVP_DecryptInit_ex(ctx, EVP_aes_256_gcm(), NULL, NULL, NULL) != 1 ||
-      EVP_CIPHER_CTX_ctrl(ctx, EVP_CTRL_GCM_SET_IVLEN, NONCE_LEN, NULL) != 1 ||
-      EVP_DecryptInit_ex(ctx, NULL, NULL, key.data, NULL) != 1) {
-    EVP_CIPHER_CTX_free(ctx);
+  int64_t failed = open_run(key.data, stored.data, stored.len, first, file_id, out.data);
+  if (failed == -2) {
     napi_throw_error(env, "ERR_CRYPTO_OPERATION_FAILED", "open: OpenSSL could not set up AES-256-GCM");
     return NULL;
   }
-  uint8_t ad[8 + FILE_ID_LEN];
-  for (size_t i = 0; i < n && failed < 0; i++) {
-    const uint8_t *block = stored.data + i * CIPHER_BS;
-    size_t len = stored.len - i * CIPHER_BS < CIPHER_BS ? stored.len - i * CIPHER_BS : CIPHER_BS;
-    uint8_t *plain = out.data + i * PLAIN_BS;
-    int outl;
-    if (len <= OVERHEAD) {
-      failed = (int64_t)i;
-    } else if (len == CIPHER_BS && all_zero(block, len)) {
-      memset(plain, 0, PLAIN_BS); /* a hole */
-    } else if (all_zero(block, NONCE_LEN)) {
-      failed = (int64_t)i; /* never written by a sealer, refused by gocryptfs too */
-    } else {
-      size_t ad_len = additional_data(ad, first + i, file_id);
-      if (EVP_DecryptInit_ex(ctx, NULL, NULL, NULL, block) != 1 ||
-          EVP_DecryptUpdate(ctx, NULL, &outl, ad, (int)ad_len) != 1 ||
-          EVP_DecryptUpdate(ctx, plain, &outl, block + NONCE_LEN, (int)(len - OVERHEAD)) != 1 ||
-          EVP_CIPHER_CTX_ctrl(ctx, EVP_CTRL_GCM_SET_TAG, TAG_LEN, (void *)(block + len - TAG_LEN)) != 1 ||
-          EVP_DecryptFinal_ex(ctx, plain + outl, &outl) != 1)
-        failed = (int64_t)i;
-    }
-  }
-  EVP_CIPHER_CTX_free(ctx);
   napi_value result;
   napi_create_int64(env, failed, &result);
   return result;

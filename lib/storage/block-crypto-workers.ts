@@ -240,6 +240,7 @@ export function workerBlockCrypto(
     decrypt: async (stored, first, fileId, into) => run(OP_DECRYPT, stored, first, fileId, into),
     writeBehind,
     settle,
+    pending: () => behind !== undefined,
     close: () => {
       settle()
       broken = true

@@ -31,6 +31,8 @@ export interface BlockCrypto {
   ): boolean
   /** Waits for the write-behind job in flight, if any (see writeBehind). */
   settle(): void
+  /** Whether a write-behind job has not been settled yet. */
+  pending(): boolean
   /** Wipes the key copies; later calls are a programming error. */
   close(): void
 }
@@ -47,6 +49,7 @@ export function inlineBlockCrypto(key: Uint8Array): BlockCrypto {
     encrypt: async (plain, first, fileId, into) => encryptSync(plain, first, fileId, into),
     decrypt: async (stored, first, fileId, into) => decryptSync(stored, first, fileId, into),
     settle: () => undefined,
+    pending: () => false,
     close: () => undefined,
   }
 }

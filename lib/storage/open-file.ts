@@ -56,6 +56,8 @@ export interface VolumeFile {
   flush(): Promise<void>
   /** Plaintext size. */
   size(): Promise<number>
+  /** The backing file's descriptor (open until `close`), for a reader that follows the same rules. */
+  readonly backingFd: number
   sync(): Promise<void>
   close(): Promise<void>
 }
@@ -73,6 +75,10 @@ export class OpenFile implements VolumeFile {
     private readonly cache: InodeCache,
   ) {
     this.state = cache.acquire(inode)
+  }
+
+  get backingFd(): number {
+    return this.fh.fd
   }
 
   async read(position: number, length: number): Promise<Buffer> {

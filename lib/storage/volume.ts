@@ -114,6 +114,13 @@ export interface Volume {
    * next sees the backing files as written. The FUSE server calls it before every other request.
    */
   settle(): void
+  /** Whether a write-behind has not been settled yet (its bytes may not be in the backing file). */
+  writeBehindPending(): boolean
+  /**
+   * The content key, for a reader outside this object that follows the same block rules (the FUSE
+   * binding's native reads copy it). Wiped by `close`; never kept by the caller.
+   */
+  contentKey(): Uint8Array
   close(): void
 }
 
@@ -164,6 +171,14 @@ export class GocryptfsVolume implements Volume {
 
   settle(): void {
     this.crypto.settle()
+  }
+
+  writeBehindPending(): boolean {
+    return this.crypto.pending()
+  }
+
+  contentKey(): Uint8Array {
+    return this.keys.content
   }
 
   close(): void {

@@ -74,6 +74,17 @@ export interface FuseOperations {
   /** Times in ms since the epoch; undefined leaves that time as it is (UTIME_OMIT). */
   utimens(path: string, atime: number | undefined, mtime: number | undefined, cb: Cb): void
   statfs(path: string, cb: Cb<FuseStatfs>): void
+  /**
+   * The backing file descriptor behind open handle `fh`, if libfuse's own threads may serve its
+   * reads (pread and AES-GCM in native/fuse-bridge.c, with the mount's read key); undefined keeps
+   * them on this thread. The descriptor must stay open until `release` of `fh` has answered.
+   */
+  backingFd?(fh: number): number | undefined
+  /**
+   * Whether a write answered early (write-behind) may still be on its way to the backing file:
+   * then reads stay on this thread, which waits for it first. Asked after every answer.
+   */
+  writeBehindPending?(): boolean
 }
 
 /** A mounted file system; `unmount` detaches it (fusermount -uz) and is idempotent. */
@@ -88,8 +99,10 @@ interface NativeFuse {
     mountpoint: string,
     options: string,
     dispatch: (op: number, req: unknown, ...args: unknown[]) => void,
-  ): void
+    readKey: Uint8Array | null,
+  ): unknown
   reply(req: unknown, result: number, value?: unknown): void
+  hold(handle: unknown, on: boolean): void
 }
 
 /** Request kinds, in native/fuse-bridge.c's order. */
@@ -176,12 +189,14 @@ function statfsArray(s: FuseStatfs): Float64Array {
 /**
  * Mounts `ops` at `mountpoint` with libfuse options `options` (`fsname=…`, `allow_other`, …),
  * resolved once the kernel has sent INIT. The mountpoint must be an existing directory that is not
- * already a mount point.
+ * already a mount point. With `readKey` (the volume's content key; copied, wiped at the end) reads
+ * of handles with a `backingFd` are served on libfuse's threads.
  */
 export async function mountFuse(
   mountpoint: string,
   ops: FuseOperations,
   options: string[],
+  readKey?: Uint8Array,
 ): Promise<FuseSession> {
   const native = loadNative()
   const [st, parent] = await Promise.all([stat(mountpoint), stat(dirname(mountpoint))])
@@ -191,17 +206,41 @@ export async function mountFuse(
 
   let initialised: () => void
   const ready = new Promise<void>((resolve) => (initialised = resolve))
-  let ended: () => void
-  const endedPromise = new Promise<void>((resolve) => (ended = resolve))
+  let ended = false
+  let resolveEnded: () => void
+  const endedPromise = new Promise<void>((resolve) => (resolveEnded = resolve))
 
+  // Native reads are held back while a write-behind is unsettled; the flag is brought up to date
+  // before every answer, so it is on before the write that started one is answered.
+  let handle: unknown
+  let held = false
+  const updateHold = (): void => {
+    const hold = ops.writeBehindPending?.() ?? false
+    if (hold !== held && handle !== undefined && !ended) {
+      held = hold
+      native.hold(handle, hold)
+    }
+  }
   /** The one answer to request `req`; a second one would be a bug in a handler, so it is dropped. */
   const answer = (req: unknown): ((result: number, value?: unknown) => void) => {
     let done = false
     return (result, value) => {
       if (done) return
       done = true
+      if (readKey) updateHold()
       native.reply(req, result, value)
     }
+  }
+  /** The handle libfuse keeps: JS's number in the low 32 bits, the backing fd above them. */
+  const withFd = (err: number, fh: number | undefined): number | undefined => {
+    if (err !== 0 || fh === undefined) return fh
+    let fd: number | undefined
+    try {
+      fd = readKey ? ops.backingFd?.(fh) : undefined
+    } catch {
+      fd = undefined // then this thread keeps the handle's reads
+    }
+    return fd !== undefined && fd > 0 && fd < 2 ** 21 ? fh + fd * 2 ** 32 : fh
   }
   const dispatch = (op: Op, req: unknown, ...args: unknown[]): void => {
     const a = answer(req)
@@ -213,7 +252,8 @@ export async function mountFuse(
           initialised()
           return
         case Op.EXIT:
-          ended()
+          ended = true
+          resolveEnded()
           return
         case Op.GETATTR:
           return ops.getattr(args[0] as string, (err, st) =>
@@ -226,9 +266,9 @@ export async function mountFuse(
         case Op.READDIR:
           return ops.readdir(args[0] as string, (err, names) => a(err, names))
         case Op.OPEN:
-          return ops.open(args[0] as string, args[1] as number, (err, fh) => a(err, fh))
+          return ops.open(args[0] as string, args[1] as number, (err, fh) => a(err, withFd(err, fh)))
         case Op.CREATE:
-          return ops.create(args[0] as string, args[1] as number, (err, fh) => a(err, fh))
+          return ops.create(args[0] as string, args[1] as number, (err, fh) => a(err, withFd(err, fh)))
         case Op.READLINK:
           return ops.readlink(args[0] as string, (err, target) => a(err, target))
         case Op.READ:
@@ -272,7 +312,7 @@ export async function mountFuse(
       a(EIO) // a handler that throws instead of answering: never leave libfuse's thread waiting
     }
   }
-  native.mount(mountpoint, options.join(','), dispatch)
+  handle = native.mount(mountpoint, options.join(','), dispatch, readKey ?? null)
   await ready
   let unmounting: Promise<void> | undefined
   return {

@@ -85,6 +85,10 @@ export function fuseOperations(vol: Volume, log: FuseLog): { ops: FuseOperations
 
   const ops: FuseOperations = {
     init: (cb) => cb(0),
+    // Reads of open files may be served by the binding itself (native/fuse-bridge.c) with the
+    // same block rules; anything it cannot vouch for comes here.
+    backingFd: (fh) => handles.get(fh).backingFd,
+    writeBehindPending: () => vol.writeBehindPending(),
     getattr: (path, cb) => replyWith('getattr', path, cb, async () => toFuseStat(await vol.getattr(path))),
     readdir: (path, cb) =>
       replyWith('readdir', path, cb, async () => [

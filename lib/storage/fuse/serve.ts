@@ -57,7 +57,7 @@ export async function serveVolume(
   const options = [...MOUNT_OPTIONS, ...(o.allowOther ? ['allow_other'] : []), ...(o.debug ? ['debug'] : [])]
   let session: Awaited<ReturnType<typeof mountFuse>>
   try {
-    session = await mountFuse(mountpoint, ops, options)
+    session = await mountFuse(mountpoint, ops, options, vol.contentKey())
   } catch (cause) {
     await lazyUnmount(mountpoint)
     throw new CofferError(
