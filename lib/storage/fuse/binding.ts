@@ -212,13 +212,13 @@ export async function mountFuse(
 
   // Native reads are held back while a write-behind is unsettled; the flag is brought up to date
   // before every answer, so it is on before the write that started one is answered.
-  let handle: unknown
+  const session: { handle?: unknown } = {} // set once native.mount returns, before INIT
   let held = false
   const updateHold = (): void => {
     const hold = ops.writeBehindPending?.() ?? false
-    if (hold !== held && handle !== undefined && !ended) {
+    if (hold !== held && session.handle !== undefined && !ended) {
       held = hold
-      native.hold(handle, hold)
+      native.hold(session.handle, hold)
     }
   }
   /** The one answer to request `req`; a second one would be a bug in a handler, so it is dropped. */
@@ -312,7 +312,7 @@ export async function mountFuse(
       a(EIO) // a handler that throws instead of answering: never leave libfuse's thread waiting
     }
   }
-  handle = native.mount(mountpoint, options.join(','), dispatch, readKey ?? null)
+  session.handle = native.mount(mountpoint, options.join(','), dispatch, readKey ?? null)
   await ready
   let unmounting: Promise<void> | undefined
   return {
