@@ -100,6 +100,12 @@ typedef struct {
   uint8_t key[KEY_LEN];
   int has_key;
   atomic_int hold;
+  /* Taken shared by every native read, exclusively by stop_reads: once `stopped`, JS may close the
+   * backing descriptors without a native read still using one. */
+  pthread_rwlock_t gate;
+  int stopped;
+  /* Reads answered here and reads handed to JS, for `coffer mount --json` and the tests. */
+  atomic_ulong native_reads, js_reads;
 } bridge_t;
 
 static request_t exit_request = {.op = OP_EXIT};
@@ -244,10 +250,15 @@ static int fast_read(bridge_t *b, int fd, char *buf, size_t len, off_t offset) {
 static int op_read(const char *path, char *buf, size_t len, off_t offset, struct fuse_file_info *fi) {
   bridge_t *b = fuse_get_context()->private_data;
   int fd = (int)(fi->fh >> 32); /* 0: JS keeps this handle's reads (see take_value, OP_OPEN) */
-  if (fd > 0 && b->has_key && !atomic_load(&b->hold)) {
-    int n = fast_read(b, fd, buf, len, offset);
-    if (n >= 0) return n;
+  if (fd > 0 && b->has_key && !atomic_load(&b->hold) && pthread_rwlock_rdlock(&b->gate) == 0) {
+    int n = b->stopped ? -1 : fast_read(b, fd, buf, len, offset);
+    pthread_rwlock_unlock(&b->gate);
+    if (n >= 0) {
+      atomic_fetch_add_explicit(&b->native_reads, 1, memory_order_relaxed);
+      return n;
+    }
   }
+  atomic_fetch_add_explicit(&b->js_reads, 1, memory_order_relaxed);
   request_t r = {.op = OP_READ, .path = path, .buf = buf, .len = len, .offset = offset, .fi = fi};
   return dispatch(&r);
 }
@@ -617,6 +628,7 @@ static void finalize_bridge(napi_env env, void *data, void *hint) {
   bridge_t *b = data;
   if (b->started) pthread_join(b->thread, NULL);
   OPENSSL_cleanse(b->key, KEY_LEN);
+  pthread_rwlock_destroy(&b->gate);
   free(b->mountpoint);
   free(b);
 }
@@ -657,6 +669,15 @@ static napi_value mount(napi_env env, napi_callback_info info) {
     b->has_key = 1;
   }
   atomic_init(&b->hold, 0);
+  atomic_init(&b->native_reads, 0);
+  atomic_init(&b->js_reads, 0);
+  if (pthread_rwlock_init(&b->gate, NULL) != 0) {
+    OPENSSL_cleanse(b->key, KEY_LEN);
+    free(b->mountpoint);
+    free(b);
+    napi_throw_error(env, "ERR_STORAGE_MOUNT_FAILED", "mount: no lock");
+    return NULL;
+  }
   char *fuse_argv[] = {"coffer", "-o", options, NULL};
   struct fuse_args args = FUSE_ARGS_INIT(options[0] ? 3 : 1, fuse_argv);
   struct fuse_operations ops = {
@@ -688,6 +709,7 @@ static napi_value mount(napi_env env, napi_callback_info info) {
   b->chan = fuse_mount(mountpoint, &args);
   if (!b->chan) {
     fuse_opt_free_args(&args);
+    pthread_rwlock_destroy(&b->gate);
     OPENSSL_cleanse(b->key, KEY_LEN);
     free(b->mountpoint);
     free(b);
@@ -702,6 +724,7 @@ static napi_value mount(napi_env env, napi_callback_info info) {
                                       &b->tsfn) != napi_ok) {
     if (b->fuse) fuse_destroy(b->fuse);
     fuse_unmount(mountpoint, b->chan);
+    pthread_rwlock_destroy(&b->gate);
     OPENSSL_cleanse(b->key, KEY_LEN);
     free(b->mountpoint);
     free(b);
@@ -741,11 +764,47 @@ static napi_value hold(napi_env env, napi_callback_info info) {
   return NULL;
 }
 
+/* readCounts(handle) -> [answered natively, handed to JS] */
+static napi_value read_counts(napi_env env, napi_callback_info info) {
+  size_t argc = 1;
+  napi_value argv[1], out;
+  void *ptr;
+  if (napi_get_cb_info(env, info, &argc, argv, NULL, NULL) != napi_ok || argc != 1 ||
+      napi_get_value_external(env, argv[0], &ptr) != napi_ok || ptr == NULL)
+    return throw_type(env, "readCounts(handle)");
+  bridge_t *b = ptr;
+  napi_create_array_with_length(env, 2, &out);
+  napi_set_element(env, out, 0, num(env, (double)atomic_load(&b->native_reads)));
+  napi_set_element(env, out, 1, num(env, (double)atomic_load(&b->js_reads)));
+  return out;
+}
+
+/*
+ * stopReads(handle): from now on every read goes to the JS thread; returns once no native read is
+ * running, so the backing descriptors may be closed (at unmount). Wipes the key copy.
+ */
+static napi_value stop_reads(napi_env env, napi_callback_info info) {
+  size_t argc = 1;
+  napi_value argv[1];
+  void *ptr;
+  if (napi_get_cb_info(env, info, &argc, argv, NULL, NULL) != napi_ok || argc != 1 ||
+      napi_get_value_external(env, argv[0], &ptr) != napi_ok || ptr == NULL)
+    return throw_type(env, "stopReads(handle)");
+  bridge_t *b = ptr;
+  pthread_rwlock_wrlock(&b->gate);
+  b->stopped = 1;
+  OPENSSL_cleanse(b->key, KEY_LEN);
+  pthread_rwlock_unlock(&b->gate);
+  return NULL;
+}
+
 NAPI_MODULE_INIT() {
   napi_property_descriptor props[] = {
       {"mount", NULL, mount, NULL, NULL, NULL, napi_enumerable, NULL},
       {"reply", NULL, reply, NULL, NULL, NULL, napi_enumerable, NULL},
       {"hold", NULL, hold, NULL, NULL, NULL, napi_enumerable, NULL},
+      {"stopReads", NULL, stop_reads, NULL, NULL, NULL, napi_enumerable, NULL},
+      {"readCounts", NULL, read_counts, NULL, NULL, NULL, napi_enumerable, NULL},
   };
   pthread_once(&scratch_once, make_scratch_key);
   if (!scratch_ready) {

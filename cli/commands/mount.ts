@@ -106,12 +106,12 @@ export async function mountCommand(
     ])
   } finally {
     await mount.close()
-    // fuse-native keeps its native thread (and so the event loop) alive when the kernel mount was
-    // removed from outside (fusermount -u): the handle cannot be released then. Exit anyway once
-    // everything is cleaned up; unref'd, so a normal exit is not delayed.
+    // A request the kernel still sends to a lazily detached mount (a process kept a file open)
+    // keeps libfuse's loop, and so the event loop, alive. Exit anyway once everything is cleaned
+    // up; unref'd, so a normal exit is not delayed.
     setTimeout(() => process.exit(), EXIT_GRACE_MS).unref()
   }
-  ctx.emit({ unmounted: mount.entry.mountpoint })
+  ctx.emit({ unmounted: mount.entry.mountpoint, reads: mount.readCounts() })
   ctx.say(`Unmounted ${mount.entry.mountpoint}.`)
 }
 

@@ -20,6 +20,8 @@ export interface CofferMount {
   readonly key?: string
   /** Everything the server wrote to stderr so far (EIO log lines land here). */
   stderr(): string
+  /** The JSON documents the server printed so far (`mounted`, then `unmounted` with read counts). */
+  events(): Record<string, unknown>[]
   /** Clean unmount (SIGTERM); falls back to abort + lazy unmount + SIGKILL. Idempotent. */
   stop(): Promise<void>
   /** Resolves with the exit code once the server exited. */
@@ -52,6 +54,14 @@ export async function startCofferMount(
       })
     : Promise.resolve()
   const lines = createInterface({ input: child.stdout! })
+  const events: Record<string, unknown>[] = []
+  lines.on('line', (line) => {
+    try {
+      events.push(JSON.parse(line) as Record<string, unknown>)
+    } catch {
+      /* not JSON: ignore */
+    }
+  })
   const ready = await new Promise<Record<string, unknown>>((resolve, reject) => {
     const timer = setTimeout(
       () => reject(new Error(`coffer mount not ready in time: ${stderr}`)),
@@ -86,6 +96,7 @@ export async function startCofferMount(
     child,
     ...(o.exposeKey ? { key: key.trim() } : {}),
     stderr: () => stderr,
+    events: () => [...events],
     exited,
     stop: () =>
       (stopping ??= (async () => {

@@ -89,7 +89,13 @@ export interface FuseOperations {
 
 /** A mounted file system; `unmount` detaches it (fusermount -uz) and is idempotent. */
 export interface FuseSession {
+  /**
+   * Detaches the mount. Native reads stop first (and the binding's key copy is wiped), so the
+   * open files' descriptors may be closed afterwards even if the kernel still sends requests for
+   * files a process kept open on the detached mount.
+   */
   unmount(): Promise<void>
+  readCounts(): ReadCounts
   /** Settles when libfuse's loop has ended (unmounted here or from outside). */
   readonly ended: Promise<void>
 }
@@ -103,6 +109,16 @@ interface NativeFuse {
   ): unknown
   reply(req: unknown, result: number, value?: unknown): void
   hold(handle: unknown, on: boolean): void
+  stopReads(handle: unknown): void
+  readCounts(handle: unknown): [number, number]
+}
+
+/** How the mount's reads were answered so far. */
+export interface ReadCounts {
+  /** On libfuse's threads (native/fuse-bridge.c). */
+  native: number
+  /** On the JS thread: no read key, a write-behind unsettled, or something the native path refused. */
+  js: number
 }
 
 /** Request kinds, in native/fuse-bridge.c's order. */
@@ -315,10 +331,21 @@ export async function mountFuse(
   session.handle = native.mount(mountpoint, options.join(','), dispatch, readKey ?? null)
   await ready
   let unmounting: Promise<void> | undefined
+  let lastCounts: ReadCounts = { native: 0, js: 0 }
+  const readCounts = (): ReadCounts => {
+    if (!ended) {
+      const [nativeReads, js] = native.readCounts(session.handle)
+      lastCounts = { native: nativeReads, js }
+    }
+    return lastCounts
+  }
   return {
     ended: endedPromise,
+    readCounts,
     unmount: () =>
       (unmounting ??= (async () => {
+        readCounts() // the last numbers, while the handle is still good
+        if (!ended) native.stopReads(session.handle)
         const detached = await lazyUnmount(mountpoint)
         // Gone already (fusermount -u from outside, or the kernel aborted it): fine at shutdown.
         if (!detached && (await isMounted(mountpoint)))

@@ -1,7 +1,7 @@
 import { availableParallelism } from 'node:os'
 import { CofferError } from '../../util/errors.js'
 import type { Volume } from '../volume.js'
-import { lazyUnmount, mountFuse } from './binding.js'
+import { lazyUnmount, mountFuse, type ReadCounts } from './binding.js'
 
 /** `fusermount -uz` (binding.ts): for commands that detach a mount whose server is gone. */
 export { lazyUnmount }
@@ -31,6 +31,8 @@ export interface ServeOptions {
 /** A served mount. `unmount` is idempotent; the Volume stays open (the caller closes it). */
 export interface ServedMount {
   readonly mountpoint: string
+  /** How reads were answered so far (binding.ts ReadCounts). */
+  readCounts(): ReadCounts
   unmount(): Promise<void>
 }
 
@@ -71,6 +73,7 @@ export async function serveVolume(
   let done: Promise<void> | undefined
   return {
     mountpoint,
+    readCounts: () => session.readCounts(),
     unmount: () =>
       (done ??= (async () => {
         await session.unmount()

@@ -3,6 +3,7 @@ import * as fs from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { CofferError } from '../../util/errors.js'
+import type { ReadCounts } from '../fuse/binding.js'
 import { serveVolume, type ServedMount } from '../fuse/serve.js'
 import { ephemeralVolume, openVolume } from '../open-volume.js'
 import type { Volume } from '../volume.js'
@@ -24,6 +25,8 @@ export interface ActiveMount {
   readonly entry: MountEntry
   /** Resolves when the mount went away without `close` (fusermount -u from outside). */
   readonly gone: Promise<void>
+  /** How the mount's reads were answered (native: on libfuse's threads; js: on the JS thread). */
+  readCounts(): ReadCounts
   /** Unmounts, forgets the state entry, wipes the keys and, for ephemeral mounts, the backing. */
   close(): Promise<void>
 }
@@ -111,6 +114,7 @@ export async function mountVolume(
   return {
     entry,
     gone,
+    readCounts: () => served.readCounts(),
     close: () =>
       (closing ??= (async () => {
         stop?.()
