@@ -671,7 +671,13 @@ static napi_value mount(napi_env env, napi_callback_info info) {
   atomic_init(&b->hold, 0);
   atomic_init(&b->native_reads, 0);
   atomic_init(&b->js_reads, 0);
-  if (pthread_rwlock_init(&b->gate, NULL) != 0) {
+  /* Writer first: stopReads at unmount must not wait behind a steady stream of reads. */
+  pthread_rwlockattr_t gate_attr;
+  pthread_rwlockattr_init(&gate_attr);
+  pthread_rwlockattr_setkind_np(&gate_attr, PTHREAD_RWLOCK_PREFER_WRITER_NONRECURSIVE_NP);
+  int gate_err = pthread_rwlock_init(&b->gate, &gate_attr);
+  pthread_rwlockattr_destroy(&gate_attr);
+  if (gate_err != 0) {
     OPENSSL_cleanse(b->key, KEY_LEN);
     free(b->mountpoint);
     free(b);

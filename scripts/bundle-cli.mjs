@@ -12,7 +12,8 @@
  *
  * What stays unbundled, in dist/ as tsc wrote it: the worker threads' entry files (a worker loads
  * only its own small module graph), the library entry points of package.json "exports", and
- * native or file-reading packages (fuse-native), which are imported from node_modules at run time.
+ * packages with native addons or files of their own, which are imported from node_modules at run
+ * time. coffer's own addons (native/build/*.node) are found through the rewritten URLs below.
  *
  * The one rewrite: code that finds files next to itself (`new URL('./layer-worker.js',
  * import.meta.url)`, package.json, csi.proto) would look next to the bundle instead. Each bundled
@@ -32,8 +33,7 @@ const bin = join(root, 'dist', 'cli', 'main.js')
 
 /**
  * The packages bundled with coffer's own code: the ones every command loads, with many files each.
- * The rest stay in node_modules and load when a command imports them: native addons (fuse-native),
- * packages that find files or workers beside themselves (@grpc/*, pino), big ones that only
+ * The rest stay in node_modules and load when a command imports them: packages that find files or workers beside themselves (@grpc/*, pino), big ones that only
  * servers use, and commander: scripts/gen-command-reference.mjs walks the built program with its
  * own copy of commander's classes, which must be the ones the bundle uses.
  */
