@@ -72,10 +72,14 @@ static int64_t open_run(const uint8_t *key, const uint8_t *stored, size_t stored
     int outl;
     if (len <= OVERHEAD) {
       failed = (int64_t)i;
-    } else if (len == CIPHER_BS && all_zero(block, len)) {
-      memset(plain, 0, PLAIN_BS); /* a hole */
     } else if (all_zero(block, NONCE_LEN)) {
-      failed = (int64_t)i; /* never written by a sealer, refused by gocryptfs too */
+      /* A sealer never writes a zero nonce, so only here can a block be a hole (a full-size
+       * all-zero block reads as zeros); any other zero nonce is refused, as gocryptfs does.
+       * Checking the nonce first spares scanning every 4 KiB block for zeros. */
+      if (len == CIPHER_BS && all_zero(block, len))
+        memset(plain, 0, PLAIN_BS);
+      else
+        failed = (int64_t)i;
     } else {
       size_t ad_len = additional_data(ad, first + i, file_id);
       if (EVP_DecryptInit_ex(ctx, NULL, NULL, NULL, block) != 1 ||
