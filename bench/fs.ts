@@ -5,8 +5,13 @@
  * tar run as their own processes too). Page caches are dropped before each read job where the
  * kernel allows it, so reads go through the FUSE server and decrypt.
  *
+ * Each fio job runs in rounds (default 3) that take the targets in turn, in an order that rotates
+ * from round to round, and the table shows each target's median: on a shared VM the machine's
+ * speed drifts by 2× within minutes, and measuring all of one target before the next let that
+ * drift decide the ratio.
+ *
  * Goals (issue 8): coffer ≥ 1.0× gocryptfs's sequential throughput, ≥ 0.7× its random 4 KiB IOPS.
- * Run alone: `node dist/bench/fs.js [--size-mib N] [--runtime S]` (after `npm run build`).
+ * Run alone: `node dist/bench/fs.js [--size-mib N] [--runtime S] [--rounds N]` (after `npm run build`).
  */
 import { execFile, spawn, type ChildProcess } from 'node:child_process'
 import { createHash } from 'node:crypto'
@@ -102,30 +107,57 @@ async function extract(tarball: string, dir: string): Promise<number> {
   return Number(process.hrtime.bigint() - t0) / 1e9
 }
 
-async function measure(
-  target: FsBenchRow['target'],
-  dir: string,
-  tarball: string,
+type Target = FsBenchRow['target']
+const JOBS: { key: 'seqWrite' | 'seqRead' | 'randWrite' | 'randRead'; job: FioJob; rand: boolean }[] = [
+  { key: 'seqWrite', job: { name: 'seqwrite', rw: 'write', bs: '1m' }, rand: false },
+  { key: 'seqRead', job: { name: 'seqread', rw: 'read', bs: '1m' }, rand: false },
+  { key: 'randWrite', job: { name: 'randwrite', rw: 'randwrite', bs: '4k' }, rand: true },
+  { key: 'randRead', job: { name: 'randread', rw: 'randread', bs: '4k' }, rand: true },
+]
+
+function median(xs: number[]): number {
+  const s = [...xs].sort((a, b) => a - b)
+  const mid = Math.floor(s.length / 2)
+  return s.length % 2 ? s[mid]! : (s[mid - 1]! + s[mid]!) / 2
+}
+
+/**
+ * Every fio job on every target, `rounds` times, the targets' order rotating each round; each
+ * target's median. Read jobs read what the write job before them wrote, after dropping caches.
+ */
+async function measureAll(
+  dirs: Map<Target, string>,
   sizeMiB: number,
   runtime: number,
-  serverPid?: number,
-): Promise<FsBenchRow> {
-  const sw = await fio(dir, { name: 'seqwrite', rw: 'write', bs: '1m' }, sizeMiB, runtime)
-  await dropCaches()
-  const sr = await fio(dir, { name: 'seqread', rw: 'read', bs: '1m' }, sizeMiB, runtime)
-  const rw = await fio(dir, { name: 'randwrite', rw: 'randwrite', bs: '4k' }, Math.min(64, sizeMiB), runtime)
-  await dropCaches()
-  const rr = await fio(dir, { name: 'randread', rw: 'randread', bs: '4k' }, Math.min(64, sizeMiB), runtime)
-  const treeSeconds = await extract(tarball, dir)
-  return {
-    target,
-    seqWriteMiBs: sw.mibs,
-    seqReadMiBs: sr.mibs,
-    randWriteIops: rw.iops,
-    randReadIops: rr.iops,
-    treeSeconds,
-    ...(serverPid === undefined ? {} : { serverPeakRssMiB: treePeakRssKiB(serverPid) / 1024 }),
+  rounds: number,
+): Promise<Map<Target, Record<(typeof JOBS)[number]['key'], number>>> {
+  const targets = [...dirs.keys()]
+  const samples = new Map(targets.map((t) => [t, new Map(JOBS.map((j) => [j.key, [] as number[]]))]))
+  for (const { key, job, rand } of JOBS) {
+    for (let round = 0; round < rounds; round++) {
+      const order = targets.map((_, i) => targets[(i + round) % targets.length]!)
+      for (const t of order) {
+        if (job.rw.includes('read')) await dropCaches()
+        const r = await fio(dirs.get(t)!, job, rand ? Math.min(64, sizeMiB) : sizeMiB, runtime)
+        samples
+          .get(t)!
+          .get(key)!
+          .push(rand ? r.iops : r.mibs)
+      }
+    }
   }
+  return new Map(
+    targets.map((t) => {
+      const m = samples.get(t)!
+      return [
+        t,
+        Object.fromEntries(JOBS.map((j) => [j.key, median(m.get(j.key)!)])) as Record<
+          (typeof JOBS)[number]['key'],
+          number
+        >,
+      ]
+    }),
+  )
 }
 
 async function startCoffer(
@@ -168,24 +200,20 @@ async function startGocryptfs(cipher: string, mnt: string, passfile: string): Pr
 
 export async function benchFs(
   cofferBin: string,
-  o: { sizeMiB?: number; runtime?: number } = {},
+  o: { sizeMiB?: number; runtime?: number; rounds?: number } = {},
 ): Promise<FsBenchRow[]> {
   const sizeMiB = o.sizeMiB ?? 256
-  const runtime = o.runtime ?? 8
+  const runtime = o.runtime ?? 4
+  const rounds = o.rounds ?? 3
   const work = await mkdtemp(join(tmpdir(), 'coffer-fs-bench-'))
   const passfile = join(work, 'pass')
   await writeFile(passfile, `${PASS}\n`)
-  const rows: FsBenchRow[] = []
   let coffer: ChildProcess | undefined
   let gocryptfs: ChildProcess | undefined
   const mounted: string[] = []
   try {
     const tarball = await makeTree(work)
-    // === plain directory
-    await mkdir(join(work, 'plain'))
-    rows.push(await measure('plain', join(work, 'plain'), tarball, sizeMiB, runtime))
-    // === gocryptfs
-    for (const d of ['g-cipher', 'g-mnt', 'c-cipher', 'c-mnt']) await mkdir(join(work, d))
+    for (const d of ['plain', 'g-cipher', 'g-mnt', 'c-cipher', 'c-mnt']) await mkdir(join(work, d))
     await execFileP('gocryptfs', [
       '-init',
       '-q',
@@ -198,8 +226,6 @@ export async function benchFs(
     // In the foreground (-fg), so the server is our child and its peak RSS can be read.
     gocryptfs = await startGocryptfs(join(work, 'g-cipher'), join(work, 'g-mnt'), passfile)
     mounted.push(join(work, 'g-mnt'))
-    rows.push(await measure('gocryptfs', join(work, 'g-mnt'), tarball, sizeMiB, runtime, gocryptfs.pid))
-    // === coffer
     ;(await createVolume(join(work, 'c-cipher'), Buffer.from(PASS), { scryptLogN: 10 })).close()
     coffer = await startCoffer(
       cofferBin,
@@ -208,7 +234,32 @@ export async function benchFs(
       passfile,
       join(work, 'state'),
     )
-    rows.push(await measure('coffer', join(work, 'c-mnt'), tarball, sizeMiB, runtime, coffer.pid))
+    const dirs = new Map<Target, string>([
+      ['plain', join(work, 'plain')],
+      ['gocryptfs', join(work, 'g-mnt')],
+      ['coffer', join(work, 'c-mnt')],
+    ])
+    const medians = await measureAll(dirs, sizeMiB, runtime, rounds)
+    const pids = new Map<Target, number | undefined>([
+      ['plain', undefined],
+      ['gocryptfs', gocryptfs.pid],
+      ['coffer', coffer.pid],
+    ])
+    const rows: FsBenchRow[] = []
+    for (const [target, dir] of dirs) {
+      const m = medians.get(target)!
+      const pid = pids.get(target)
+      rows.push({
+        target,
+        seqWriteMiBs: m.seqWrite,
+        seqReadMiBs: m.seqRead,
+        randWriteIops: m.randWrite,
+        randReadIops: m.randRead,
+        treeSeconds: await extract(tarball, dir),
+        ...(pid === undefined ? {} : { serverPeakRssMiB: treePeakRssKiB(pid) / 1024 }),
+      })
+    }
+    return rows
   } finally {
     if (coffer && coffer.exitCode === null) {
       coffer.kill('SIGTERM')
@@ -221,7 +272,6 @@ export async function benchFs(
     }
     await rm(work, { recursive: true, force: true })
   }
-  return rows
 }
 
 export function fsTable(rows: FsBenchRow[]): string {
@@ -253,7 +303,12 @@ if (process.argv[1] === fileURLToPath(import.meta.url)) {
   const bin = fileURLToPath(new URL('../cli/main.js', import.meta.url))
   const sizeMiB = arg('--size-mib')
   const runtime = arg('--runtime')
-  benchFs(bin, { ...(sizeMiB ? { sizeMiB } : {}), ...(runtime ? { runtime } : {}) })
+  const rounds = arg('--rounds')
+  benchFs(bin, {
+    ...(sizeMiB ? { sizeMiB } : {}),
+    ...(runtime ? { runtime } : {}),
+    ...(rounds ? { rounds } : {}),
+  })
     .then((rows) => {
       console.log(fsTable(rows))
       console.log(JSON.stringify(rows))

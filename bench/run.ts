@@ -490,11 +490,13 @@ trustee's KBS is not packaged for Debian and cannot be fetched here (only the np
 registries are reachable). Goal (issue 6): ≥ 1,000 GETs/s with p99 < 20 ms, ≥ 200 handshakes/s.
 Details: \`bench/kbs-load.ts\`.`
 
-const FS_METHOD = `fio (psync, one job) sequential 1 MiB write and read of 256 MiB, random 4 KiB write and read
-of 64 MiB for 8 s, and \`tar -x\` of a 20,000-file tree, on a plain directory, a Debian gocryptfs mount
-(\`-fg\`) and a \`coffer mount --volume\`, each FUSE server in its own process. Page caches are dropped
-before each read job where the kernel allows it. Goal (issue 8): ≥ 1.0× gocryptfs's sequential
-throughput, ≥ 0.7× its random 4 KiB IOPS. Details: \`bench/fs.ts\`.`
+const FS_METHOD = `fio (psync, one job) sequential 1 MiB write and read of 256 MiB, random 4 KiB write and
+read of 64 MiB for 4 s, and \`tar -x\` of a 20,000-file tree, on a plain directory, a Debian
+gocryptfs mount (\`-fg\`) and a \`coffer mount --volume\`, each FUSE server in its own process. Each
+fio job runs in 3 rounds that take the three targets in turn (the order rotating each round); the
+table shows each target's median. Page caches are dropped before each read job where the kernel
+allows it. Goal (issue 8): ≥ 1.0× gocryptfs's sequential throughput, ≥ 0.7× its random 4 KiB IOPS.
+Details: \`bench/fs.ts\`.`
 
 function sectionsToRun(value: string | undefined): Set<Section> {
   if (value === undefined || value.trim() === '') return new Set(SECTIONS)
