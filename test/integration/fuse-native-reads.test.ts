@@ -13,6 +13,7 @@ import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { startCofferMount, type CofferMount } from '../helpers/coffer-mount.js'
+import { readRange } from '../helpers/read-range.js'
 
 let work: string
 let mnt: string
@@ -30,18 +31,6 @@ afterAll(async () => {
   await mount?.stop()
   await fs.rm(work, { recursive: true, force: true })
 })
-
-/** Reads [pos, pos + len) with O_DIRECT, so the page cache cannot answer instead of the server. */
-async function directRead(path: string, pos: number, len: number): Promise<Buffer> {
-  const fh = await fs.open(path, constants.O_RDONLY | constants.O_DIRECT)
-  try {
-    const buf = Buffer.alloc(len)
-    const { bytesRead } = await fh.read(buf, 0, len, pos)
-    return buf.subarray(0, bytesRead)
-  } finally {
-    await fh.close()
-  }
-}
 
 /** A deterministic pseudo-random source for offsets (a failure names its seed). */
 function lcg(seed: number): () => number {
@@ -75,7 +64,7 @@ describe('reads answered on libfuse threads', () => {
       for (let i = 0; i < 60; i++) {
         const pos = Math.floor(rnd() * (data.length + 8192))
         const len = 1 + Math.floor(rnd() * 300_000)
-        const got = await directRead(join(mnt, name), pos, len)
+        const got = await readRange(join(mnt, name), pos, len, { direct: true })
         const want = data.subarray(Math.min(pos, data.length), Math.min(pos + len, data.length))
         expect(got.equals(want), `${name} @${pos}+${len}`).toBe(true)
       }
@@ -127,7 +116,7 @@ describe('reads answered on libfuse threads', () => {
       // 64 KiB: one FUSE request. A 128 KiB O_DIRECT read into a buffer that is not page-aligned
       // spans 33 pages, so the kernel sends it as two requests, and a block cut between them can
       // hold two generations (gocryptfs shows the same); within one request it cannot.
-      const got = await directRead(path, pos, 64 * 1024)
+      const got = await readRange(path, pos, 64 * 1024, { direct: true })
       for (let b = 0; b < got.length; b += 4096) {
         const block = got.subarray(b, b + 4096)
         expect(
@@ -142,7 +131,7 @@ describe('reads answered on libfuse threads', () => {
   })
 
   it('the server reports that libfuse threads answered reads', async () => {
-    await directRead(join(mnt, 'big'), 0, 128 * 1024)
+    await readRange(join(mnt, 'big'), 0, 128 * 1024, { direct: true })
     await mount!.stop()
     const unmounted = mount!.events().find((e) => 'unmounted' in e) as
       { reads: { native: number; js: number } } | undefined

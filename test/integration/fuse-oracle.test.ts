@@ -13,6 +13,7 @@ import { join } from 'node:path'
 import { afterAll, beforeAll, expect, it } from 'vitest'
 import { startCofferMount, type CofferMount } from '../helpers/coffer-mount.js'
 import { snapshotPlain } from '../helpers/sample-tree.js'
+import { readRange } from '../helpers/read-range.js'
 
 const OPS = 20_000
 const SEED = Number(process.env.FUSE_ORACLE_SEED ?? 20261123)
@@ -71,17 +72,6 @@ async function pwrite(path: string, pos: number, data: Buffer): Promise<number> 
   }
 }
 
-async function pread(path: string, pos: number, len: number): Promise<Buffer> {
-  const fh = await fs.open(path, 'r')
-  try {
-    const buf = Buffer.alloc(len)
-    const { bytesRead } = await fh.read(buf, 0, len, pos)
-    return buf.subarray(0, bytesRead)
-  } finally {
-    await fh.close()
-  }
-}
-
 it(`${OPS} random operations give the same results as a plain directory`, { timeout: 900_000 }, async () => {
   const rnd = prng(SEED)
   const int = (n: number): number => Math.floor(rnd() * n)
@@ -111,7 +101,7 @@ it(`${OPS} random operations give the same results as a plain directory`, { time
         const pos = int(MAX_OFFSET / 4)
         const len = int(MAX_LEN)
         op = 'read'
-        run = (root) => pread(join(root, name), pos, len)
+        run = (root) => readRange(join(root, name), pos, len)
       } else if (r < 0.6) {
         const size = rnd() < 0.2 ? 0 : int(MAX_OFFSET / 2)
         op = 'truncate'

@@ -13,6 +13,7 @@ import { CIPHER_BS, PLAIN_BS } from '../../lib/storage/content-cipher.js'
 import { createVolume } from '../../lib/storage/open-volume.js'
 import { coffer } from '../helpers/coffer.js'
 import { isMounted, startCofferMount, type CofferMount } from '../helpers/coffer-mount.js'
+import { readRange } from '../helpers/read-range.js'
 
 const PASS = 'tamper passphrase'
 let work: string
@@ -25,17 +26,6 @@ const data: Record<string, Buffer> = {}
 const backing: Record<string, string> = {}
 
 const block = (n: number): [number, number] => [18 + n * CIPHER_BS, 18 + (n + 1) * CIPHER_BS]
-
-async function pread(path: string, pos: number, len: number): Promise<Buffer> {
-  const fh = await fs.open(path, 'r')
-  try {
-    const buf = Buffer.alloc(len)
-    const { bytesRead } = await fh.read(buf, 0, len, pos)
-    return buf.subarray(0, bytesRead)
-  } finally {
-    await fh.close()
-  }
-}
 
 /**
  * Reads like cat: until 0 bytes or an error. (Not fs.promises.readFile: on Node 20 it stops after
@@ -131,9 +121,9 @@ describe('tampered ciphertext through the mount', () => {
 
   it('a flipped byte is EIO for its block; the blocks around it still read', async () => {
     const f = join(mnt, 'flip')
-    expect((await pread(f, 0, PLAIN_BS)).equals(data.flip!.subarray(0, PLAIN_BS))).toBe(true)
-    expect((await pread(f, 2 * PLAIN_BS, PLAIN_BS)).equals(data.flip!.subarray(2 * PLAIN_BS))).toBe(true)
-    await expect(pread(f, PLAIN_BS + 10, 100)).rejects.toMatchObject({ code: 'EIO' })
+    expect((await readRange(f, 0, PLAIN_BS)).equals(data.flip!.subarray(0, PLAIN_BS))).toBe(true)
+    expect((await readRange(f, 2 * PLAIN_BS, PLAIN_BS)).equals(data.flip!.subarray(2 * PLAIN_BS))).toBe(true)
+    await expect(readRange(f, PLAIN_BS + 10, 100)).rejects.toMatchObject({ code: 'EIO' })
     await expect(readToEnd(f)).rejects.toMatchObject({ code: 'EIO' })
     // A partial write into the bad block is refused too, rather than re-encrypting garbage.
     const fh = await fs.open(f, 'r+')
@@ -145,19 +135,21 @@ describe('tampered ciphertext through the mount', () => {
   })
 
   it('blocks swapped within a file are EIO', async () => {
-    await expect(pread(join(mnt, 'swap-within'), 0, 10)).rejects.toMatchObject({ code: 'EIO' })
-    await expect(pread(join(mnt, 'swap-within'), PLAIN_BS, 10)).rejects.toMatchObject({ code: 'EIO' })
+    await expect(readRange(join(mnt, 'swap-within'), 0, 10)).rejects.toMatchObject({ code: 'EIO' })
+    await expect(readRange(join(mnt, 'swap-within'), PLAIN_BS, 10)).rejects.toMatchObject({ code: 'EIO' })
   })
 
   it('blocks swapped between files are EIO (block 0, untouched, still reads)', async () => {
     for (const name of ['x', 'y']) {
-      expect((await pread(join(mnt, name), 0, PLAIN_BS)).equals(data[name]!.subarray(0, PLAIN_BS))).toBe(true)
-      await expect(pread(join(mnt, name), PLAIN_BS, 10)).rejects.toMatchObject({ code: 'EIO' })
+      expect((await readRange(join(mnt, name), 0, PLAIN_BS)).equals(data[name]!.subarray(0, PLAIN_BS))).toBe(
+        true,
+      )
+      await expect(readRange(join(mnt, name), PLAIN_BS, 10)).rejects.toMatchObject({ code: 'EIO' })
     }
   })
 
   it('a changed file ID in the header is EIO for the whole file', async () => {
-    await expect(pread(join(mnt, 'header'), 0, 10)).rejects.toMatchObject({ code: 'EIO' })
+    await expect(readRange(join(mnt, 'header'), 0, 10)).rejects.toMatchObject({ code: 'EIO' })
   })
 
   it('sizes and names are unaffected, and every refusal was logged by the server', async () => {
