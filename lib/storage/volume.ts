@@ -182,6 +182,7 @@ export class GocryptfsVolume implements Volume {
   }
 
   close(): void {
+    this.names.clear()
     this.crypto.close()
     this.keys.content.fill(0)
     this.keys.names.fill(0)

@@ -64,6 +64,28 @@ describe('NameCipher', () => {
     expect(NameCipher.longNameMatches(long.backing, `${long.encoded}A`)).toBe(false)
   })
 
+  it('remembers encrypted names without changing any: same results as a fresh cipher, per IV', () => {
+    const key = randomBytes(32)
+    const cached = new NameCipher(key)
+    const ivs = [randomBytes(16), randomBytes(16), Buffer.alloc(16)]
+    // Three passes over 5,000 names (more than it keeps): hits, misses and evictions all agree.
+    for (let pass = 0; pass < 3; pass++)
+      for (let i = 0; i < 5000; i += pass === 1 ? 7 : 1) {
+        const name = i % 97 === 0 ? 'y'.repeat(170 + (i % 50)) : `file-${i}.txt`
+        const dirIV = ivs[i % ivs.length]!
+        expect(cached.encrypt(name, dirIV)).toEqual(new NameCipher(key).encrypt(name, dirIV))
+      }
+    // The same name under another directory's IV is another ciphertext.
+    expect(cached.encrypt('a', ivs[0]!).encoded).not.toBe(cached.encrypt('a', ivs[1]!).encoded)
+    // A bad name is refused every time, never remembered.
+    for (let k = 0; k < 2; k++) {
+      expect(() => cached.encrypt('a/b', ivs[0]!)).toThrow(code('ERR_STORAGE_NAME_INVALID'))
+      expect(() => cached.encrypt('n'.repeat(256), ivs[0]!)).toThrow(code('ERR_STORAGE_NAME_TOO_LONG'))
+    }
+    cached.clear()
+    expect(cached.encrypt('file-1.txt', ivs[1]!)).toEqual(new NameCipher(key).encrypt('file-1.txt', ivs[1]!))
+  })
+
   it('honours a LongNameMax below 255', () => {
     const n = new NameCipher(randomBytes(32), 62)
     expect(n.encrypt('x'.repeat(47), iv).long).toBe(true)
