@@ -167,6 +167,8 @@ function loadNative(): NativeFuse {
 }
 
 const EIO = -5
+/** How long the kernel may take to send INIT after the mount (it takes milliseconds). */
+const INIT_TIMEOUT_MS = 30_000
 
 function statArray(s: FuseStat): Float64Array {
   return Float64Array.of(
@@ -221,7 +223,11 @@ export async function mountFuse(
     throw new CofferError('ERR_STORAGE_MOUNT_FAILED', `${mountpoint} is already a mount point`)
 
   let initialised: () => void
-  const ready = new Promise<void>((resolve) => (initialised = resolve))
+  let failed: (err: Error) => void
+  const ready = new Promise<void>((resolve, reject) => {
+    initialised = resolve
+    failed = reject
+  })
   let ended = false
   let resolveEnded: () => void
   const endedPromise = new Promise<void>((resolve) => (resolveEnded = resolve))
@@ -270,6 +276,13 @@ export async function mountFuse(
         case Op.EXIT:
           ended = true
           resolveEnded()
+          // Before INIT: libfuse's loop could not run (or the mount went away at once).
+          failed(
+            new CofferError(
+              'ERR_STORAGE_MOUNT_FAILED',
+              'the FUSE session ended before the kernel initialised it',
+            ),
+          )
           return
         case Op.GETATTR:
           return ops.getattr(args[0] as string, (err, st) =>
@@ -329,7 +342,30 @@ export async function mountFuse(
     }
   }
   session.handle = native.mount(mountpoint, options.join(','), dispatch, readKey ?? null)
-  await ready
+  let timer: NodeJS.Timeout | undefined
+  try {
+    await Promise.race([
+      ready,
+      new Promise<never>((_, reject) => {
+        timer = setTimeout(
+          () =>
+            reject(
+              new CofferError(
+                'ERR_STORAGE_MOUNT_FAILED',
+                `the kernel did not initialise ${mountpoint} in time`,
+              ),
+            ),
+          INIT_TIMEOUT_MS,
+        )
+      }),
+    ])
+  } catch (err) {
+    if (!ended) native.stopReads(session.handle)
+    await lazyUnmount(mountpoint) // ends libfuse's loop if it is still waiting
+    throw err
+  } finally {
+    clearTimeout(timer)
+  }
   let unmounting: Promise<void> | undefined
   let lastCounts: ReadCounts = { native: 0, js: 0 }
   const readCounts = (): ReadCounts => {
