@@ -2,7 +2,7 @@
  * Tampering judged by both implementations: what gocryptfs answers with EIO, coffer refuses with
  * ERR_STORAGE_CORRUPT (its EIO), block for block; and both refuse a wrong passphrase.
  */
-import { open as openFile, mkdir, mkdtemp, readFile, readdir, rm, writeFile } from 'node:fs/promises'
+import { mkdir, mkdtemp, readFile, readdir, rm, writeFile } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest'
@@ -12,6 +12,7 @@ import { errnoOf } from '../../lib/storage/posix-error.js'
 import type { Volume } from '../../lib/storage/volume.js'
 import { mountGocryptfs, runTool, type GocryptfsMount } from '../helpers/gocryptfs.js'
 import { bytes } from '../helpers/sample-tree.js'
+import { readRange } from '../helpers/read-range.js'
 
 const PASS = 'tamper passphrase'
 let work: string
@@ -53,14 +54,7 @@ async function gocryptfsRead(name: string, pos: number, length: number): Promise
   const m = await mountGocryptfs(cipher, mnt, passfile)
   mounts.push(m)
   try {
-    const fh = await openFile(join(mnt, name), 'r')
-    try {
-      const buf = Buffer.alloc(length)
-      const { bytesRead } = await fh.read(buf, 0, length, pos)
-      return buf.subarray(0, bytesRead)
-    } finally {
-      await fh.close()
-    }
+    return await readRange(join(mnt, name), pos, length)
   } catch (err) {
     return (err as NodeJS.ErrnoException).code ?? String(err)
   } finally {
