@@ -153,27 +153,5 @@ export function fuseOperations(vol: Volume, log: FuseLog): { ops: FuseOperations
         }
       }),
   }
-  if (process.env.OPSTAT) {
-    const stat = new Map<string, [number, number]>()
-    for (const k of Object.keys(ops) as (keyof FuseOperations)[]) {
-      const f = ops[k] as (...a: unknown[]) => void
-      ;(ops as unknown as Record<string, unknown>)[k] = (...a: unknown[]) => {
-        const t0 = process.hrtime.bigint()
-        const cb = a[a.length - 1] as (...r: unknown[]) => void
-        a[a.length - 1] = (...r: unknown[]) => {
-          const e = stat.get(k) ?? [0, 0]
-          e[0]++
-          e[1] += Number(process.hrtime.bigint() - t0) / 1e3
-          stat.set(k, e)
-          cb(...r)
-        }
-        f(...a)
-      }
-    }
-    process.on('SIGUSR2', () => {
-      process.stderr.write(JSON.stringify([...stat].map(([k, [n, us]]) => [k, n, Math.round(us / n)])) + '\n')
-      stat.clear()
-    })
-  }
   return { ops, handles }
 }
