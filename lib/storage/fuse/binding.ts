@@ -217,10 +217,9 @@ export async function mountFuse(
   readKey?: Uint8Array,
 ): Promise<FuseSession> {
   const native = loadNative()
-  const [st, parent] = await Promise.all([stat(mountpoint), stat(dirname(mountpoint))])
-  if (!st.isDirectory()) throw new CofferError('ERR_STORAGE_MOUNT_FAILED', `${mountpoint} is not a directory`)
-  if (st.dev !== parent.dev)
-    throw new CofferError('ERR_STORAGE_MOUNT_FAILED', `${mountpoint} is already a mount point`)
+  const at = await mountpointState(mountpoint)
+  if (!at.directory) throw new CofferError('ERR_STORAGE_MOUNT_FAILED', `${mountpoint} is not a directory`)
+  if (at.mounted) throw new CofferError('ERR_STORAGE_MOUNT_FAILED', `${mountpoint} is already a mount point`)
 
   let initialised: () => void
   let failed: (err: Error) => void
@@ -383,9 +382,10 @@ export async function mountFuse(
         readCounts() // the last numbers, while the handle is still good
         if (!ended) native.stopReads(session.handle)
         const detached = await lazyUnmount(mountpoint)
-        // Gone already (fusermount -u from outside, or the kernel aborted it): fine at shutdown.
-        if (!detached && (await isMounted(mountpoint)))
-          throw new CofferError('ERR_STORAGE_UNMOUNT_FAILED', `cannot unmount ${mountpoint}`)
+        // Gone already (fusermount -u from outside, or the kernel aborted it; a dead mount's stat
+        // fails with ENOTCONN): fine at shutdown.
+        const at = detached ? undefined : await mountpointState(mountpoint).catch(() => undefined)
+        if (at?.mounted) throw new CofferError('ERR_STORAGE_UNMOUNT_FAILED', `cannot unmount ${mountpoint}`)
       })()),
   }
 }
@@ -395,11 +395,11 @@ export function lazyUnmount(mountpoint: string): Promise<boolean> {
   return new Promise((resolve) => execFile('fusermount', ['-uz', mountpoint], (err) => resolve(!err)))
 }
 
-async function isMounted(mountpoint: string): Promise<boolean> {
-  try {
-    const [st, parent] = await Promise.all([stat(mountpoint), stat(dirname(mountpoint))])
-    return st.dev !== parent.dev
-  } catch {
-    return false // ENOTCONN and friends: a dead mount is not ours to keep
-  }
+/**
+ * Whether `mountpoint` is a directory and something is mounted on it (its device differs from its
+ * parent's). Rejects as stat does: a dead FUSE mount is ENOTCONN, which unmount takes as gone.
+ */
+async function mountpointState(mountpoint: string): Promise<{ directory: boolean; mounted: boolean }> {
+  const [st, parent] = await Promise.all([stat(mountpoint), stat(dirname(mountpoint))])
+  return { directory: st.isDirectory(), mounted: st.dev !== parent.dev }
 }

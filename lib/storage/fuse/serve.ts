@@ -2,10 +2,10 @@ import { availableParallelism } from 'node:os'
 import { CofferError } from '../../util/errors.js'
 import type { Volume } from '../volume.js'
 import { lazyUnmount, mountFuse, type ReadCounts } from './binding.js'
+import { fuseOperations, type FuseLog } from './operations.js'
 
 /** `fusermount -uz` (binding.ts): for commands that detach a mount whose server is gone. */
 export { lazyUnmount }
-import { fuseOperations, type FuseLog } from './operations.js'
 
 /**
  * The mount shows as source "coffer", type "fuse" in /proc/mounts. Options:
