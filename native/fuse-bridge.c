@@ -33,6 +33,7 @@
 #include <time.h>
 
 #include "gocryptfs-blocks.h"
+#include "napi-args.h"
 
 /* Request kinds; lib/storage/fuse/native-fuse.ts has the same list. */
 enum {
@@ -482,14 +483,9 @@ static void call_js(napi_env env, napi_value dispatcher, void *context, void *da
 /* === reply(request, result, value?) on the JS thread */
 
 static int get_doubles(napi_env env, napi_value v, double **out, size_t want) {
-  bool is_typed;
-  napi_typedarray_type type;
-  size_t length;
   void *data;
-  if (napi_is_typedarray(env, v, &is_typed) != napi_ok || !is_typed ||
-      napi_get_typedarray_info(env, v, &type, &length, &data, NULL, NULL) != napi_ok ||
-      type != napi_float64_array || length < want)
-    return 0;
+  size_t count;
+  if (!get_typed(env, v, napi_float64_array, &data, &count) || count < want) return 0;
   *out = data;
   return 1;
 }
@@ -647,15 +643,9 @@ static napi_value mount(napi_env env, napi_callback_info info) {
       len >= sizeof options - 1 || napi_typeof(env, argv[2], &t) != napi_ok || t != napi_function)
     return throw_type(env, "mount: bad mountpoint, options or dispatcher");
   napi_valuetype key_type;
-  bool key_typed = false;
-  napi_typedarray_type key_kind;
-  size_t key_len = 0;
-  void *key_data = NULL;
+  bytes_t key = {NULL, 0};
   if (napi_typeof(env, argv[3], &key_type) != napi_ok ||
-      (key_type != napi_null &&
-       (napi_is_typedarray(env, argv[3], &key_typed) != napi_ok || !key_typed ||
-        napi_get_typedarray_info(env, argv[3], &key_kind, &key_len, &key_data, NULL, NULL) != napi_ok ||
-        key_kind != napi_uint8_array || key_len != KEY_LEN)))
+      (key_type != napi_null && (!get_bytes(env, argv[3], &key, 0) || key.len != KEY_LEN)))
     return throw_type(env, "mount: the read key must be 32 bytes or null");
 
   bridge_t *b = calloc(1, sizeof *b);
@@ -664,8 +654,8 @@ static napi_value mount(napi_env env, napi_callback_info info) {
     napi_throw_error(env, "ERR_MEMORY_ALLOCATION_FAILED", "mount: out of memory");
     return NULL;
   }
-  if (key_data) {
-    memcpy(b->key, key_data, KEY_LEN);
+  if (key.data) {
+    memcpy(b->key, key.data, KEY_LEN);
     b->has_key = 1;
   }
   atomic_init(&b->hold, 0);

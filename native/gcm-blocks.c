@@ -16,31 +16,11 @@
 #include <string.h>
 
 #include "gocryptfs-blocks.h"
+#include "napi-args.h"
 
 static napi_value fail(napi_env env, const char *message) {
   napi_throw_type_error(env, "ERR_INVALID_ARG_TYPE", message);
   return NULL;
-}
-
-/* A Uint8Array (Buffer) argument; null/undefined gives {NULL, 0} when optional. */
-static int get_bytes(napi_env env, napi_value v, bytes_t *out, int optional) {
-  napi_valuetype t;
-  if (napi_typeof(env, v, &t) != napi_ok) return 0;
-  if (optional && (t == napi_null || t == napi_undefined)) {
-    out->data = NULL;
-    out->len = 0;
-    return 1;
-  }
-  bool is_typed;
-  if (napi_is_typedarray(env, v, &is_typed) != napi_ok || !is_typed) return 0;
-  napi_typedarray_type type;
-  size_t length;
-  void *data;
-  if (napi_get_typedarray_info(env, v, &type, &length, &data, NULL, NULL) != napi_ok) return 0;
-  if (type != napi_uint8_array) return 0;
-  out->data = data;
-  out->len = length;
-  return 1;
 }
 
 /* The block number as a JS number: a non-negative integer below 2^53. */
