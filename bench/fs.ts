@@ -108,7 +108,8 @@ async function extract(tarball: string, dir: string): Promise<number> {
 }
 
 type Target = FsBenchRow['target']
-const JOBS: { key: 'seqWrite' | 'seqRead' | 'randWrite' | 'randRead'; job: FioJob; rand: boolean }[] = [
+type JobKey = 'seqWrite' | 'seqRead' | 'randWrite' | 'randRead'
+const JOBS: { key: JobKey; job: FioJob; rand: boolean }[] = [
   { key: 'seqWrite', job: { name: 'seqwrite', rw: 'write', bs: '1m' }, rand: false },
   { key: 'seqRead', job: { name: 'seqread', rw: 'read', bs: '1m' }, rand: false },
   { key: 'randWrite', job: { name: 'randwrite', rw: 'randwrite', bs: '4k' }, rand: true },
@@ -130,7 +131,7 @@ async function measureAll(
   sizeMiB: number,
   runtime: number,
   rounds: number,
-): Promise<Map<Target, Record<(typeof JOBS)[number]['key'], number>>> {
+): Promise<Map<Target, Record<JobKey, number>>> {
   const targets = [...dirs.keys()]
   const samples = new Map(targets.map((t) => [t, new Map(JOBS.map((j) => [j.key, [] as number[]]))]))
   for (const { key, job, rand } of JOBS) {
@@ -151,10 +152,7 @@ async function measureAll(
       const m = samples.get(t)!
       return [
         t,
-        Object.fromEntries(JOBS.map((j) => [j.key, median(m.get(j.key)!)])) as Record<
-          (typeof JOBS)[number]['key'],
-          number
-        >,
+        Object.fromEntries(JOBS.map((j) => [j.key, median(m.get(j.key)!)])) as Record<JobKey, number>,
       ]
     }),
   )

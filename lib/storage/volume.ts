@@ -317,7 +317,8 @@ export class GocryptfsVolume implements Volume {
   ): Promise<void> {
     const backing = await this.backingOf(path)
     if (atime === undefined || mtime === undefined) {
-      // lutimes has no UTIME_OMIT: keep the other time as it is, to the nanosecond lstat gives.
+      // lutimes has no UTIME_OMIT: set the other time to what it is now (as a double of seconds,
+      // which keeps it to about a microsecond).
       const st = await fs.lstat(backing, { bigint: true })
       atime ??= Number(st.atimeNs) / 1e9
       mtime ??= Number(st.mtimeNs) / 1e9
